@@ -1,0 +1,17 @@
+// Matrix products through oneDNN. Row-major throughout; 'T' transposes an operand.
+#pragma once
+#include <cstdint>
+
+namespace harvit {
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major, op = transpose when trans* == 'T'.
+// lda/ldb/ldc are row strides of the stored matrices. Runs on the OpenMP pool (oneDNN's OMP
+// runtime shares libgomp with harvit); called inside a parallel region it runs single-threaded.
+void gemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Threads used by harvit's OpenMP loops and oneDNN (one pool). 0 = leave as is.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace harvit

@@ -1,0 +1,35 @@
+// Model checkpoints: safetensors files whose tensor names are the seed's PyTorch state_dict names,
+// with the model config (and class names, normalisation statistics, training state) in the
+// JSON metadata. Written atomically.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/vit.h"
+
+namespace harvit::nn {
+
+// Extra, optional content a checkpoint carries besides the weights.
+struct CheckpointMeta {
+  std::vector<std::string> class_names;  // empty = unknown
+  nlohmann::json normalization;          // e.g. {"mean": [...], "std": [...]}; null = none
+  nlohmann::json extra;                  // anything else (training state, provenance); null = none
+};
+
+constexpr const char* kCheckpointFormat = "harvit-checkpoint";
+constexpr int kCheckpointVersion = 1;
+
+void save_checkpoint(const std::string& path, const Vit& model, const CheckpointMeta& meta = {});
+
+struct LoadedCheckpoint {
+  std::unique_ptr<Vit> model;
+  CheckpointMeta meta;
+};
+// Errors name the file and the offending tensor: unknown or missing names, wrong shapes,
+// truncated data, bad header, missing or invalid config.
+LoadedCheckpoint load_checkpoint(const std::string& path);
+
+}  // namespace harvit::nn

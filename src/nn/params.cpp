@@ -1,0 +1,52 @@
+#include "nn/params.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace harvit::nn {
+
+int64_t ParamSlab::add(const std::string& name, Shape shape, Init init, int64_t fan_in) {
+  if (!values_.empty()) fail("ParamSlab::add(" + name + ") after finalize()");
+  if (find(name)) fail("duplicate parameter name " + name);
+  if (init == Init::Uniform && fan_in <= 0) fail("parameter " + name + " needs a fan_in");
+  ParamInfo p{name, shape, total_, harvit::numel(shape), fan_in, init};
+  infos_.push_back(p);
+  total_ += p.size;
+  return p.offset;
+}
+
+void ParamSlab::finalize() {
+  values_.assign(total_, 0.0f);
+  grads_.assign(total_, 0.0f);
+}
+
+const ParamInfo* ParamSlab::find(const std::string& name) const {
+  for (const auto& p : infos_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const ParamInfo& ParamSlab::info(const std::string& name) const {
+  const ParamInfo* p = find(name);
+  if (!p) fail("no parameter named " + name);
+  return *p;
+}
+
+void ParamSlab::zero_grad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+void ParamSlab::init_default(Rng& rng) {
+  for (const auto& p : infos_) {
+    float* v = values_.data() + p.offset;
+    switch (p.init) {
+      case Init::Uniform: {
+        const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.fan_in)));
+        for (int64_t i = 0; i < p.size; ++i) v[i] = rng.uniform(-bound, bound);
+        break;
+      }
+      case Init::Ones: std::fill(v, v + p.size, 1.0f); break;
+      case Init::Zeros: std::fill(v, v + p.size, 0.0f); break;
+    }
+  }
+}
+
+}  // namespace harvit::nn

@@ -1,0 +1,257 @@
+#include "nn/vit.h"
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "nn/layers.h"
+
+namespace harvit::nn {
+
+using json = nlohmann::json;
+
+// ---- config ----------------------------------------------------------------------------------
+
+int64_t VitConfig::tokens(int64_t l) const {
+  int64_t n = N();
+  for (int64_t i = 0; i < l; ++i) n = (n + 1) / 2;
+  return n;
+}
+
+void VitConfig::validate() const {
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) fail("invalid ViT config: " + what);
+  };
+  need(T > 0 && M > 0 && P > 0 && D > 0 && H > 0 && A > 0 && hidden > 0,
+       "T, M, P, D, H, A and hidden must all be positive");
+  need(C >= 2, "C (classes) must be at least 2, got " + std::to_string(C));
+  need(L >= 0, "L (blocks) must be >= 0");
+  need(T >= P, "window length T=" + std::to_string(T) + " is shorter than one patch P=" +
+                   std::to_string(P));
+}
+
+json VitConfig::to_json() const {
+  return json{{"model", "vit"}, {"T", T}, {"M", M}, {"C", C}, {"P", P}, {"D", D},
+              {"H", H},         {"A", A}, {"L", L}, {"hidden", hidden}};
+}
+
+VitConfig VitConfig::from_json(const json& j) {
+  VitConfig c;
+  auto get = [&](const char* key, int64_t& dst) {
+    if (!j.contains(key)) fail(std::string("model config is missing \"") + key + "\"");
+    if (!j.at(key).is_number_integer())
+      fail(std::string("model config field \"") + key + "\" must be an integer");
+    dst = j.at(key).get<int64_t>();
+  };
+  get("T", c.T); get("M", c.M); get("C", c.C); get("P", c.P); get("D", c.D);
+  get("H", c.H); get("A", c.A); get("L", c.L); get("hidden", c.hidden);
+  c.validate();
+  return c;
+}
+
+std::vector<LayerSummary> vit_summary(const VitConfig& c) {
+  c.validate();
+  std::vector<LayerSummary> rows;
+  const int64_t N = c.N(), HA = c.H * c.A;
+  rows.push_back({"patch_conv", {1, c.D, N, c.M}, c.D * c.P + c.D, c.M * N * c.D * c.P, 0});
+  rows.push_back({"position_embedding", {1, c.M, N, c.D}, c.M * N * c.D, 0, 0});
+  for (int64_t l = 0; l < c.L; ++l) {
+    const int64_t n = c.tokens(l), n2 = c.tokens(l + 1);
+    const std::string p = "msa_layer." + std::to_string(l);
+    rows.push_back({p + " attention", {1, c.M, n, c.D},
+                    3 * (c.D * HA + HA) + (HA * c.D + c.D) + 2 * c.D,
+                    3 * c.M * n * c.D * HA + c.M * n * HA * c.D, 2 * c.M * c.H * n * n * c.A});
+    rows.push_back({p + " patch_merge", {1, c.M, n2, c.D}, 2 * c.D * c.D + c.D + 2 * c.D,
+                    c.M * n2 * 2 * c.D * c.D, 0});
+  }
+  rows.push_back({"flatten", {1, c.F()}, 0, 0, 0});
+  rows.push_back({"dense_tower.0", {1, c.hidden}, c.F() * c.hidden + c.hidden, c.F() * c.hidden, 0});
+  rows.push_back({"dense_tower.1-2 (LN, ReLU)", {1, c.hidden}, 2 * c.hidden, 0, 0});
+  rows.push_back({"dense_tower.3", {1, c.C}, c.hidden * c.C + c.C, c.hidden * c.C, 0});
+  return rows;
+}
+
+// ---- model -----------------------------------------------------------------------------------
+
+Vit::Vit(const VitConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  const int64_t D = cfg_.D, HA = cfg_.H * cfg_.A, P = cfg_.P;
+  auto& ps = params_;
+  // Registration order = the PyTorch state_dict order (module's own parameters first).
+  pos_ = ps.add("position_embedding", {1, cfg_.M, cfg_.N(), D}, Init::Zeros);
+  pe_w_ = ps.add("patch_conv.weight", {D, 1, P, 1}, Init::Uniform, P);
+  pe_b_ = ps.add("patch_conv.bias", {D}, Init::Uniform, P);
+  for (int64_t l = 0; l < cfg_.L; ++l) {
+    const std::string p = "msa_layer." + std::to_string(l) + ".";
+    Block b{};
+    b.wq = ps.add(p + "query.weight", {HA, D}, Init::Uniform, D);
+    b.bq = ps.add(p + "query.bias", {HA}, Init::Uniform, D);
+    b.wk = ps.add(p + "key.weight", {HA, D}, Init::Uniform, D);
+    b.bk = ps.add(p + "key.bias", {HA}, Init::Uniform, D);
+    b.wv = ps.add(p + "value.weight", {HA, D}, Init::Uniform, D);
+    b.bv = ps.add(p + "value.bias", {HA}, Init::Uniform, D);
+    b.wo = ps.add(p + "att_mlp.0.weight", {D, HA}, Init::Uniform, HA);
+    b.bo = ps.add(p + "att_mlp.0.bias", {D}, Init::Uniform, HA);
+    b.g1 = ps.add(p + "att_mlp.1.weight", {D}, Init::Ones);
+    b.b1 = ps.add(p + "att_mlp.1.bias", {D}, Init::Zeros);
+    b.wm = ps.add(p + "downsample_mlp.0.weight", {D, 2 * D}, Init::Uniform, 2 * D);
+    b.bm = ps.add(p + "downsample_mlp.0.bias", {D}, Init::Uniform, 2 * D);
+    b.g2 = ps.add(p + "downsample_mlp.1.weight", {D}, Init::Ones);
+    b.b2 = ps.add(p + "downsample_mlp.1.bias", {D}, Init::Zeros);
+    blocks_.push_back(b);
+  }
+  d0w_ = ps.add("dense_tower.0.weight", {cfg_.hidden, cfg_.F()}, Init::Uniform, cfg_.F());
+  d0b_ = ps.add("dense_tower.0.bias", {cfg_.hidden}, Init::Uniform, cfg_.F());
+  d1g_ = ps.add("dense_tower.1.weight", {cfg_.hidden}, Init::Ones);
+  d1b_ = ps.add("dense_tower.1.bias", {cfg_.hidden}, Init::Zeros);
+  d3w_ = ps.add("dense_tower.3.weight", {cfg_.C, cfg_.hidden}, Init::Uniform, cfg_.hidden);
+  d3b_ = ps.add("dense_tower.3.bias", {cfg_.C}, Init::Uniform, cfg_.hidden);
+  ps.finalize();
+  Rng rng(0);
+  ps.init_default(rng);
+}
+
+void Vit::ensure_batch(int64_t B) {
+  if (B <= 0) fail("batch size must be positive, got " + std::to_string(B));
+  if (B == B_) return;
+  B_ = B;
+  const auto& c = cfg_;
+  const int64_t HA = c.H * c.A, G = B * c.M;
+  patches_.assign(G * c.N() * c.P, 0.0f);
+  h0_.assign(G * c.N() * c.D, 0.0f);
+  acts_.assign(c.L, {});
+  dh_.assign(c.L + 1, {});
+  int64_t maxR = 0;
+  for (int64_t l = 0; l < c.L; ++l) {
+    const int64_t n = c.tokens(l), n2 = c.tokens(l + 1), R = G * n, R2 = G * n2;
+    auto& a = acts_[l];
+    a.q.assign(R * HA, 0.0f); a.k.assign(R * HA, 0.0f); a.v.assign(R * HA, 0.0f);
+    a.att.assign(G * c.H * n * n, 0.0f);
+    a.z.assign(R * HA, 0.0f); a.o.assign(R * c.D, 0.0f);
+    a.mean1.assign(R, 0.0f); a.rstd1.assign(R, 0.0f); a.y.assign(R * c.D, 0.0f);
+    a.cat.assign(R2 * 2 * c.D, 0.0f); a.u.assign(R2 * c.D, 0.0f);
+    a.mean2.assign(R2, 0.0f); a.rstd2.assign(R2, 0.0f); a.out.assign(R2 * c.D, 0.0f);
+    dh_[l].assign(R * c.D, 0.0f);
+    maxR = std::max(maxR, R);
+  }
+  dh_[c.L].assign(B * c.F(), 0.0f);
+  a1_.assign(B * c.hidden, 0.0f); r_.assign(B * c.hidden, 0.0f);
+  mean_h_.assign(B, 0.0f); rstd_h_.assign(B, 0.0f);
+  logits_.assign(B * c.C, 0.0f); probs_.assign(B * c.C, 0.0f); dlogits_.assign(B * c.C, 0.0f);
+  dr_.assign(B * c.hidden, 0.0f); da1_.assign(B * c.hidden, 0.0f);
+  dq_.assign(maxR * HA, 0.0f); dk_.assign(maxR * HA, 0.0f); dv_.assign(maxR * HA, 0.0f);
+  dz_.assign(maxR * HA, 0.0f);
+  dtmp_.assign(std::max(maxR * c.D, B * c.hidden), 0.0f);
+  dy_.assign(maxR * c.D, 0.0f);
+  dcat_.assign(maxR * 2 * c.D, 0.0f);  // ceil(n/2)*2 <= n+1 rows of D: within 2*maxR*D
+}
+
+const float* Vit::forward(const float* x, int64_t B) {
+  ensure_batch(B);
+  const auto& c = cfg_;
+  const int64_t HA = c.H * c.A, G = B * c.M, D = c.D;
+  const float* w = params_.values();
+  // x (B,1,T,M) -> h0 (B,M,N,D)
+  patch_embed_forward(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, B, c.T, c.M,
+                      c.P, D);
+  const float* h = h0_.data();
+  for (int64_t l = 0; l < c.L; ++l) {
+    const Block& p = blocks_[l];
+    BlockActs& a = acts_[l];
+    const int64_t n = c.tokens(l), R = G * n, R2 = G * c.tokens(l + 1);
+    // h (G,n,D) -> q,k,v (G,n,HA) -> z (G,n,HA) -> y = relu(h + LN(z Wo^T + bo)) (G,n,D)
+    linear_forward(a.q.data(), h, w + p.wq, w + p.bq, R, D, HA);
+    linear_forward(a.k.data(), h, w + p.wk, w + p.bk, R, D, HA);
+    linear_forward(a.v.data(), h, w + p.wv, w + p.bv, R, D, HA);
+    attention_forward(a.z.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), G, n, c.H, c.A);
+    linear_forward(a.o.data(), a.z.data(), w + p.wo, w + p.bo, R, HA, D);
+    layernorm_forward(a.y.data(), a.mean1.data(), a.rstd1.data(), a.o.data(), w + p.g1, w + p.b1, R,
+                      D, h, true);
+    // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D)
+    patch_merge_forward(a.cat.data(), a.y.data(), G, n, D);
+    linear_forward(a.u.data(), a.cat.data(), w + p.wm, w + p.bm, R2, 2 * D, D);
+    layernorm_forward(a.out.data(), a.mean2.data(), a.rstd2.data(), a.u.data(), w + p.g2, w + p.b2,
+                      R2, D, nullptr, true);
+    h = a.out.data();
+  }
+  // flatten (B,M,nL,D) -> (B,F) is the same memory; dense tower -> logits (B,C)
+  linear_forward(a1_.data(), h, w + d0w_, w + d0b_, B, c.F(), c.hidden);
+  layernorm_forward(r_.data(), mean_h_.data(), rstd_h_.data(), a1_.data(), w + d1g_, w + d1b_, B,
+                    c.hidden, nullptr, true);
+  linear_forward(logits_.data(), r_.data(), w + d3w_, w + d3b_, B, c.hidden, c.C);
+  return logits_.data();
+}
+
+float Vit::loss(const int32_t* labels) {
+  if (B_ == 0) fail("Vit::loss called before forward");
+  return softmax_cross_entropy_forward(probs_.data(), logits_.data(), labels, B_, cfg_.C);
+}
+
+void Vit::backward(const int32_t* labels) {
+  std::fill(dlogits_.begin(), dlogits_.end(), 0.0f);
+  softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), labels, B_, cfg_.C);
+  backward_from_logits(dlogits_.data());
+}
+
+static void zero(std::vector<float>& v, int64_t n) { std::memset(v.data(), 0, n * sizeof(float)); }
+
+void Vit::backward_from_logits(const float* dlogits) {
+  if (B_ == 0) fail("Vit::backward called before forward");
+  const auto& c = cfg_;
+  const int64_t B = B_, HA = c.H * c.A, G = B * c.M, D = c.D;
+  const float* w = params_.values();
+  float* gr = params_.grads();
+  // dense tower
+  const float* hL = c.L ? acts_[c.L - 1].out.data() : h0_.data();
+  zero(dr_, B * c.hidden);
+  linear_backward(dr_.data(), gr + d3w_, gr + d3b_, dlogits, r_.data(), w + d3w_, B, c.hidden, c.C);
+  zero(dtmp_, B * c.hidden);
+  relu_backward(dtmp_.data(), dr_.data(), r_.data(), B * c.hidden);
+  zero(da1_, B * c.hidden);
+  layernorm_backward(da1_.data(), gr + d1g_, gr + d1b_, dtmp_.data(), a1_.data(), mean_h_.data(),
+                     rstd_h_.data(), w + d1g_, B, c.hidden);
+  zero(dh_[c.L], B * c.F());
+  linear_backward(dh_[c.L].data(), gr + d0w_, gr + d0b_, da1_.data(), hL, w + d0w_, B, c.F(),
+                  c.hidden);
+  for (int64_t l = c.L - 1; l >= 0; --l) {
+    const Block& p = blocks_[l];
+    BlockActs& a = acts_[l];
+    const int64_t n = c.tokens(l), R = G * n, R2 = G * c.tokens(l + 1);
+    const float* h = l ? acts_[l - 1].out.data() : h0_.data();
+    const float* dout = dh_[l + 1].data();
+    // out = relu(LN(u)): dout -> du (into dy_ as scratch)
+    zero(dtmp_, R2 * D);
+    relu_backward(dtmp_.data(), dout, a.out.data(), R2 * D);
+    zero(dy_, R2 * D);
+    layernorm_backward(dy_.data(), gr + p.g2, gr + p.b2, dtmp_.data(), a.u.data(), a.mean2.data(),
+                       a.rstd2.data(), w + p.g2, R2, D);
+    // u = cat Wm^T + bm -> dcat -> dy (unpad)
+    zero(dcat_, R2 * 2 * D);
+    linear_backward(dcat_.data(), gr + p.wm, gr + p.bm, dy_.data(), a.cat.data(), w + p.wm, R2,
+                    2 * D, D);
+    zero(dy_, R * D);
+    patch_merge_backward(dy_.data(), dcat_.data(), G, n, D);
+    // y = relu(h + LN(o)): dpre = dy * (y > 0) goes to the residual and through LN
+    zero(dtmp_, R * D);
+    relu_backward(dtmp_.data(), dy_.data(), a.y.data(), R * D);
+    float* dh = dh_[l].data();
+    std::memcpy(dh, dtmp_.data(), R * D * sizeof(float));
+    zero(dy_, R * D);  // dy_ now holds do
+    layernorm_backward(dy_.data(), gr + p.g1, gr + p.b1, dtmp_.data(), a.o.data(), a.mean1.data(),
+                       a.rstd1.data(), w + p.g1, R, D);
+    zero(dz_, R * HA);
+    linear_backward(dz_.data(), gr + p.wo, gr + p.bo, dy_.data(), a.z.data(), w + p.wo, R, HA, D);
+    zero(dq_, R * HA);
+    zero(dk_, R * HA);
+    zero(dv_, R * HA);
+    attention_backward(dq_.data(), dk_.data(), dv_.data(), dz_.data(), a.att.data(), a.q.data(),
+                       a.k.data(), a.v.data(), G, n, c.H, c.A);
+    linear_backward(dh, gr + p.wq, gr + p.bq, dq_.data(), h, w + p.wq, R, D, HA);
+    linear_backward(dh, gr + p.wk, gr + p.bk, dk_.data(), h, w + p.wk, R, D, HA);
+    linear_backward(dh, gr + p.wv, gr + p.bv, dv_.data(), h, w + p.wv, R, D, HA);
+  }
+  patch_embed_backward(gr + pe_w_, gr + pe_b_, gr + pos_, dh_[0].data(), patches_.data(), B, c.M,
+                       c.N(), c.P, D);
+}
+
+}  // namespace harvit::nn

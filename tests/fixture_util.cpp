@@ -1,0 +1,48 @@
+#include "fixture_util.h"
+
+#include <cmath>
+
+#include "core/rng.h"
+
+namespace harvit::test {
+
+std::string source_path(const std::string& rel) { return std::string(HARVIT_SOURCE_DIR) + "/" + rel; }
+
+void fixture_params(nn::Vit& model, uint64_t seed) {
+  auto& ps = model.params();
+  const auto& infos = ps.infos();
+  for (size_t k = 0; k < infos.size(); ++k) {
+    const auto& p = infos[k];
+    float* v = ps.values() + p.offset;
+    const float bound = p.fan_in ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.fan_in))) : 0.f;
+    for (int64_t i = 0; i < p.size; ++i) {
+      const float u = fixture_uniform(seed, k, i);
+      if (p.name == "position_embedding") v[i] = 0.02f * u;
+      else if (p.init == nn::Init::Ones) v[i] = 1.0f + 0.1f * u;
+      else if (p.init == nn::Init::Zeros) v[i] = 0.1f * u;
+      else v[i] = bound * u;
+    }
+  }
+}
+
+void fixture_batch(const nn::VitConfig& c, uint64_t seed, uint64_t stream, int64_t B,
+                   std::vector<float>& x, std::vector<int32_t>& y) {
+  x.resize(B * c.T * c.M);
+  y.resize(B);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 2.0f * fixture_uniform(seed, stream, i);
+  for (int64_t b = 0; b < B; ++b) {
+    const double u = fixture_uniform(seed, stream + 1, b);
+    y[b] = std::min<int32_t>(static_cast<int32_t>((u + 1.0) * 0.5 * c.C), c.C - 1);
+  }
+}
+
+Diff compare(const float* got, const float* want, size_t n) {
+  Diff d;
+  for (size_t i = 0; i < n; ++i) {
+    d.max_abs = std::max(d.max_abs, std::fabs(double(got[i]) - double(want[i])));
+    d.max_ref = std::max(d.max_ref, std::fabs(double(want[i])));
+  }
+  return d;
+}
+
+}  // namespace harvit::test
