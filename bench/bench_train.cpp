@@ -1,0 +1,50 @@
+// Training throughput of the seed ViT (forward + backward + AdamW), windows per second.
+// Prints one JSON line; bench/compare_torch runs it beside the PyTorch reference.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "core/gemm.h"
+#include "core/rng.h"
+#include "nn/vit.h"
+#include "optim/adamw.h"
+
+using namespace harvit;
+
+int main(int argc, char** argv) {
+  CLI::App app{"harvit training throughput (seed config)"};
+  int64_t batch = 128;
+  int steps = 10, warmup = 2, threads = 0;
+  app.add_option("--batch", batch)->capture_default_str();
+  app.add_option("--steps", steps)->capture_default_str();
+  app.add_option("--warmup", warmup)->capture_default_str();
+  app.add_option("--threads", threads, "0 = OpenMP default");
+  CLI11_PARSE(app, argc, argv);
+  set_num_threads(threads);
+
+  nn::VitConfig cfg;
+  nn::Vit model(cfg);
+  Rng rng(1);
+  model.params().init_default(rng);
+  std::vector<float> x(batch * cfg.T * cfg.M);
+  std::vector<int32_t> y(batch);
+  for (auto& v : x) v = rng.normal();
+  for (auto& v : y) v = static_cast<int32_t>(rng.below(cfg.C));
+  optim::AdamW opt(model.params().count(), optim::AdamWConfig{});
+  auto step = [&] {
+    model.params().zero_grad();
+    model.forward(x.data(), batch);
+    model.loss(y.data());
+    model.backward(y.data());
+    opt.step(model.params().values(), model.params().grads(), 5e-4);
+  };
+  for (int i = 0; i < warmup; ++i) step();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("{\"impl\": \"harvit\", \"threads\": %d, \"batch\": %lld, \"steps\": %d, \"seconds\": %.4f, "
+              "\"windows_per_s\": %.2f}\n",
+              num_threads(), (long long)batch, steps, dt, batch * steps / dt);
+  return 0;
+}

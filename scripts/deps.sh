@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs harvit's Debian 12 build/test dependencies (skips apt when all are present).
+#   scripts/deps.sh            build + test dependencies
+#   scripts/deps.sh --bench    also what bench/compare_torch needs (OpenBLAS for PyTorch)
+set -euo pipefail
+pkgs=(build-essential cmake g++ make pkg-config xz-utils
+      libdnnl-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+      python3 python3-numpy python3-torch gnuplot-nox)
+if [ "${1:-}" = "--bench" ]; then pkgs+=(libopenblas0-openmp); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "deps.sh: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
