@@ -4,9 +4,18 @@
 #include <iostream>
 #include <string>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "core/gemm.h"
+#include "data/dataset.h"
+#include "data/loaders.h"
 #include "nn/checkpoint.h"
 #include "nn/vit.h"
+#include "train/report.h"
+#include "train/trainer.h"
 
 using namespace harvit;
 
@@ -68,6 +77,120 @@ int cmd_info(const nn::VitConfig& cfg) {
   return 0;
 }
 
+
+std::vector<int32_t> parse_int_list(const std::string& s, const char* what) {
+  std::vector<int32_t> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    if (tok.empty()) continue;
+    try {
+      size_t used = 0;
+      out.push_back(std::stoi(tok, &used));
+      if (used != tok.size()) throw std::invalid_argument(tok);
+    } catch (const std::exception&) {
+      fail(std::string(what) + ": '" + tok + "' is not an integer");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) if (!tok.empty()) out.push_back(tok);
+  return out;
+}
+
+struct PrepareArgs {
+  std::string dataset, data, out, split;
+  data::SplitOptions so;
+  data::WindowOptions wo;
+  std::string test_subjects, val_subjects;
+  bool transitions = false;
+  std::string csv_subject, csv_label, csv_time, csv_axes, csv_time_unit = "ms", csv_delim = ",";
+  double csv_rate = 50;
+};
+
+int cmd_prepare(PrepareArgs& a) {
+  using namespace data;
+  const auto t0 = std::chrono::steady_clock::now();
+  Dataset ds;
+  if (a.dataset == "wisdm-npy") {
+    ds = load_wisdm_npy(a.data);
+  } else if (a.dataset == "uci-har") {
+    ds = load_uci_har(a.data);
+  } else if (a.dataset == "wisdm" || a.dataset == "hapt" || a.dataset == "csv") {
+    RawData raw;
+    if (a.dataset == "wisdm") {
+      raw = parse_wisdm_files(list_inputs(a.data, "", ".txt"));
+    } else if (a.dataset == "hapt") {
+      raw = load_hapt(a.data, a.transitions);
+    } else {
+      CsvOptions co;
+      co.subject_col = a.csv_subject;
+      co.label_col = a.csv_label;
+      co.time_col = a.csv_time;
+      co.axis_cols = split_list(a.csv_axes);
+      co.rate_hz = a.csv_rate;
+      const std::string u = a.csv_time_unit;
+      co.time_scale_ns = u == "s" ? 1e9 : u == "ms" ? 1e6 : u == "us" ? 1e3 : u == "ns" ? 1.0 : -1;
+      if (co.time_scale_ns < 0) fail("--csv-time-unit must be s, ms, us or ns");
+      if (a.csv_delim.size() != 1) fail("--csv-delimiter must be one character");
+      co.delimiter = a.csv_delim[0];
+      raw = load_csv(a.data, co);
+    }
+    std::printf("%s", raw.report.summary().c_str());
+    ds = make_windows(raw, a.wo);
+  } else {
+    fail("unknown --dataset '" + a.dataset + "' (wisdm, wisdm-npy, uci-har, hapt, csv)");
+  }
+  if (a.split.empty()) a.split = ds.info.value("given_split", false) ? "given" : "subject";
+  a.so.kind = a.split;
+  a.so.test_subjects = parse_int_list(a.test_subjects, "--test-subjects");
+  a.so.val_subjects = parse_int_list(a.val_subjects, "--val-subjects");
+  apply_split(ds, a.so);
+  fit_normalize(ds);
+  save_dataset(a.out, ds);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s", dataset_summary(ds).c_str());
+  std::printf("split: %s\nnormalisation (fitted on train):", ds.info["split"].dump().c_str());
+  for (int64_t m = 0; m < ds.M; ++m) std::printf(" %s %.4g/%.4g", ds.axis_names[m].c_str(), ds.mean[m], ds.std[m]);
+  std::printf("\nwrote %s in %.2f s\n", a.out.c_str(), secs);
+  return 0;
+}
+
+int cmd_train(const std::string& data_path, nn::VitConfig cfg, train::TrainOptions opt, const std::string& model) {
+  if (model != "vit") fail("--model " + model + " is not available yet (vit)");
+  auto ds = data::load_dataset(data_path);
+  train::install_interrupt_handler();
+  auto res = train::train_vit(ds, cfg, opt);
+  if (res.interrupted) return 130 * (opt.max_steps == 0);
+  std::printf("best validation accuracy %.4f at epoch %d: %s/best.safetensors\n", res.best_val_acc, res.best_epoch,
+              opt.out_dir.c_str());
+  return 0;
+}
+
+int cmd_eval(const std::string& model, const std::string& data_path, train::EvalOptions eo, std::string out_dir,
+             const std::string& command) {
+  namespace fs = std::filesystem;
+  auto ds = data::load_dataset(data_path);
+  if (out_dir.empty()) out_dir = fs::path(model).parent_path().string();
+  if (out_dir.empty()) out_dir = ".";
+  auto r = train::evaluate_checkpoint(model, ds, eo);
+  std::printf("%s\n", r.text.c_str());
+  nlohmann::json history;
+  const std::string hist_path = (fs::path(model).parent_path() / "history.json").string();
+  if (fs::exists(hist_path)) {
+    std::ifstream in(hist_path);
+    history = nlohmann::json::parse(in).value("history", nlohmann::json());
+  }
+  const std::string report = train::write_report(out_dir, r, history, command);
+  std::printf("report: %s\n", report.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,6 +204,74 @@ int main(int argc, char** argv) {
   add_vit_options(info, info_cfg);
   info->add_option("--model", info_model, "read the config from this checkpoint instead");
 
+  std::string command;
+  for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+
+  PrepareArgs pa;
+  auto* prep = app.add_subcommand("prepare", "turn recordings into normalised windows with honest splits");
+  prep->add_option("--dataset", pa.dataset, "wisdm | wisdm-npy | uci-har | hapt | csv")->required();
+  prep->add_option("--data", pa.data, "file or folder with the recordings")->required();
+  prep->add_option("--out", pa.out, "dataset file to write")->required();
+  prep->add_option("--split", pa.split, "chrono | subject | loso | given (default: given where the data has one, else subject)");
+  prep->add_option("--train-frac", pa.so.train, "chrono: fraction of each run's windows for training")->capture_default_str();
+  prep->add_option("--val-frac", pa.so.val, "chrono: fraction for validation (test = the rest)")->capture_default_str();
+  prep->add_option("--test-subjects", pa.test_subjects, "subject: comma-separated test subjects");
+  prep->add_option("--val-subjects", pa.val_subjects, "subject/given: comma-separated validation subjects");
+  prep->add_option("--test-fraction", pa.so.test_fraction, "subject: fraction of subjects held out for test")->capture_default_str();
+  prep->add_option("--val-fraction", pa.so.val_fraction, "validation fraction (of training subjects, or windows)")->capture_default_str();
+  prep->add_option("--fold", pa.so.fold, "loso: index of the held-out subject (sorted)")->capture_default_str();
+  prep->add_option("--val-by", pa.so.val_by, "given: subject | random | auto")->capture_default_str();
+  prep->add_option("--seed", pa.so.seed, "seed for the split")->capture_default_str();
+  prep->add_option("--window", pa.wo.length, "window length (samples)")->capture_default_str();
+  prep->add_option("--stride", pa.wo.stride, "window stride (samples)")->capture_default_str();
+  prep->add_option("--max-gap", pa.wo.max_gap_s, "seconds; a larger time gap starts a new run (default 5 sample periods)");
+  prep->add_flag("--transitions", pa.transitions, "hapt: keep the 6 postural transitions as classes");
+  prep->add_option("--csv-subject", pa.csv_subject, "csv: subject column");
+  prep->add_option("--csv-label", pa.csv_label, "csv: label column");
+  prep->add_option("--csv-time", pa.csv_time, "csv: time column");
+  prep->add_option("--csv-time-unit", pa.csv_time_unit, "csv: s | ms | us | ns")->capture_default_str();
+  prep->add_option("--csv-axes", pa.csv_axes, "csv: comma-separated axis columns");
+  prep->add_option("--csv-rate", pa.csv_rate, "csv: sampling rate in Hz")->capture_default_str();
+  prep->add_option("--csv-delimiter", pa.csv_delim, "csv: field separator")->capture_default_str();
+
+  nn::VitConfig train_cfg;
+  train::TrainOptions to;
+  std::string train_data, train_model = "vit";
+  int train_threads = 0;
+  auto* tr = app.add_subcommand("train", "train a model on a prepared dataset (the seed's recipe by default)");
+  tr->add_option("--data", train_data, "dataset file from `harvit prepare`")->required();
+  tr->add_option("--model", train_model, "vit")->capture_default_str();
+  tr->add_option("--epochs", to.epochs)->capture_default_str();
+  tr->add_option("--batch", to.batch)->capture_default_str();
+  tr->add_option("--lr", to.lr)->capture_default_str();
+  tr->add_option("--weight-decay", to.weight_decay)->capture_default_str();
+  tr->add_option("--step-size", to.step_size, "StepLR step in epochs (default epochs/3)");
+  tr->add_option("--gamma", to.gamma, "StepLR factor")->capture_default_str();
+  tr->add_option("--seed", to.seed)->capture_default_str();
+  tr->add_option("--out", to.out_dir, "run folder")->capture_default_str();
+  tr->add_flag("--resume", to.resume, "continue the run in --out from its last checkpoint");
+  tr->add_option("--threads", train_threads, "threads (default: all cores)");
+  tr->add_option("--max-steps", to.max_steps, "stop (and save for --resume) after this many steps");
+  tr->add_option("--P", train_cfg.P, "patch length")->capture_default_str();
+  tr->add_option("--D", train_cfg.D, "embedding width")->capture_default_str();
+  tr->add_option("--H", train_cfg.H, "heads")->capture_default_str();
+  tr->add_option("--A", train_cfg.A, "head width")->capture_default_str();
+  tr->add_option("--L", train_cfg.L, "blocks")->capture_default_str();
+  tr->add_option("--hidden", train_cfg.hidden, "dense tower width")->capture_default_str();
+
+  std::string ev_model, ev_data, ev_out;
+  train::EvalOptions eo;
+  bool no_latency = false;
+  int ev_threads = 0;
+  auto* ev = app.add_subcommand("eval", "the seed's result table, pictures and report.md for a checkpoint");
+  ev->add_option("--model", ev_model, "checkpoint (.safetensors)")->required();
+  ev->add_option("--data", ev_data, "dataset file from `harvit prepare`")->required();
+  ev->add_option("--split", eo.split, "train | val | test")->capture_default_str();
+  ev->add_option("--out", ev_out, "report folder (default: the checkpoint's folder)");
+  ev->add_option("--latency-windows", eo.latency_windows, "batch-1 forwards timed")->capture_default_str();
+  ev->add_flag("--no-latency", no_latency, "skip the timing");
+  ev->add_option("--threads", ev_threads, "threads (default: all cores)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -90,6 +281,17 @@ int main(int argc, char** argv) {
     if (*info) {
       if (!info_model.empty()) return cmd_info(nn::load_checkpoint(info_model).model->config());
       return cmd_info(info_cfg);
+    }
+    if (*prep) return cmd_prepare(pa);
+    if (*tr) {
+      set_num_threads(train_threads);
+      to.command = command;
+      return cmd_train(train_data, train_cfg, to, train_model);
+    }
+    if (*ev) {
+      set_num_threads(ev_threads);
+      eo.latency = !no_latency;
+      return cmd_eval(ev_model, ev_data, eo, ev_out, command);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "harvit: error: %s\n", e.what());

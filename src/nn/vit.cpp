@@ -113,8 +113,9 @@ Vit::Vit(const VitConfig& cfg) : cfg_(cfg) {
 
 void Vit::ensure_batch(int64_t B) {
   if (B <= 0) fail("batch size must be positive, got " + std::to_string(B));
-  if (B == B_) return;
   B_ = B;
+  if (B <= capacity_) return;  // buffers only grow: no allocation when the batch shrinks
+  capacity_ = B;
   const auto& c = cfg_;
   const int64_t HA = c.H * c.A, G = B * c.M;
   patches_.assign(G * c.N() * c.P, 0.0f);

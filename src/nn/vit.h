@@ -75,7 +75,7 @@ class Vit {
   int64_t pos_, pe_w_, pe_b_, d0w_, d0b_, d1g_, d1b_, d3w_, d3b_;
   std::vector<Block> blocks_;
 
-  int64_t B_ = 0;
+  int64_t B_ = 0, capacity_ = 0;  // buffers are sized for capacity_ >= B_ windows
   std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_, probs_;
   std::vector<BlockActs> acts_;
   // gradient scratch (activation gradients)

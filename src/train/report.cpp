@@ -1,0 +1,240 @@
+#include "train/report.h"
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/gemm.h"
+#include "core/safetensors.h"
+#include "core/tensor.h"
+#include "nn/checkpoint.h"
+#include "train/trainer.h"
+
+namespace harvit::train {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+Latency measure_latency(nn::Vit& model, const data::Dataset& ds, int64_t n, int64_t batch) {
+  Latency L;
+  L.threads = num_threads();
+  L.windows = n;
+  L.batch = batch;
+  const int64_t W = ds.T * ds.M;
+  if (ds.size() == 0) fail("no windows to time");
+  std::vector<double> ms;
+  ms.reserve(n);
+  for (int64_t i = 0; i < 20; ++i) model.forward(ds.x.data() + (i % ds.size()) * W, 1);  // warm-up
+  for (int64_t i = 0; i < n; ++i) {
+    const float* x = ds.x.data() + (i % ds.size()) * W;
+    auto t0 = std::chrono::steady_clock::now();
+    model.forward(x, 1);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  L.b1_median_ms = ms[ms.size() / 2];
+  L.b1_p99_ms = ms[std::min<size_t>(ms.size() - 1, static_cast<size_t>(0.99 * ms.size()))];
+  std::vector<float> xb(batch * W);
+  for (int64_t b = 0; b < batch; ++b)
+    std::copy(ds.x.begin() + (b % ds.size()) * W, ds.x.begin() + (b % ds.size() + 1) * W, xb.begin() + b * W);
+  model.forward(xb.data(), batch);
+  int reps = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  double el = 0;
+  while (reps < 3 || el < 1.0) {
+    model.forward(xb.data(), batch);
+    ++reps;
+    el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  L.batch_windows_per_s = reps * batch / el;
+  return L;
+}
+
+static std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt) {
+  auto ck = nn::load_checkpoint(ckpt_path);
+  nn::Vit& model = *ck.model;
+  const auto& cfg = model.config();
+  if (cfg.T != ds.T || cfg.M != ds.M)
+    fail(ckpt_path + ": model expects windows of " + std::to_string(cfg.T) + " x " + std::to_string(cfg.M) +
+         ", the data has " + std::to_string(ds.T) + " x " + std::to_string(ds.M));
+  if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
+    fail(ckpt_path + ": the model's classes differ from the data's");
+  if (!ck.meta.normalization.is_null() && ck.meta.normalization.contains("mean") &&
+      ck.meta.normalization["mean"].get<std::vector<float>>() != ds.mean)
+    fail(ckpt_path + ": the model was trained with other normalisation statistics than this data file's");
+  uint8_t split = opt.split == "test" ? data::kTest : opt.split == "val" ? data::kVal : opt.split == "train" ? data::kTrain : 255;
+  if (split == 255) fail("--split must be train, val or test");
+  if (ds.count(split) == 0) fail(ds.name + ": the " + opt.split + " split is empty");
+  EvalResult r;
+  auto pt = predict_split(model, ds, split);
+  r.test = compute_metrics(pt.truth, pt.pred, cfg.C);
+  auto pv = predict_split(model, ds, data::kVal);
+  r.val = compute_metrics(pv.truth, pv.pred, cfg.C);
+  const auto summary = nn::vit_summary(cfg);
+  int64_t params = 0, macs_lin = 0, macs_att = 0;
+  for (auto& s : summary) params += s.params, macs_lin += s.macs_linear, macs_att += s.macs_attention;
+  json lat;
+  Latency L;
+  if (opt.latency) {
+    L = measure_latency(model, ds, opt.latency_windows);
+    lat = {{"threads", L.threads}, {"windows", L.windows}, {"batch1_median_ms", L.b1_median_ms},
+           {"batch1_p99_ms", L.b1_p99_ms}, {"batch", L.batch}, {"batch_windows_per_s", L.batch_windows_per_s}};
+  }
+  r.table = {{"model", ckpt_path}, {"config", cfg.to_json()}, {"data", ds.name}, {"split", opt.split},
+             {"params", params}, {"macs_linear", macs_lin}, {"macs_attention", macs_att},
+             {"latency", lat}, {"val_accuracy", r.val.accuracy}, {"test", r.test.to_json(ds.class_names)},
+             {"val", r.val.to_json(ds.class_names)}, {"split_info", ds.info.value("split", json())},
+             {"checkpoint_epoch", ck.meta.extra.value("epoch", -1)}};
+  std::ostringstream os;
+  auto row = [&](const std::string& k, const std::string& v) {
+    char b[256];
+    std::snprintf(b, sizeof b, "| %-34s | %-28s |\n", k.c_str(), v.c_str());
+    os << b;
+  };
+  const std::string sp = opt.split;
+  os << "| Metric                             | Value                        |\n"
+     << "|------------------------------------|------------------------------|\n";
+  row("Parameters", std::to_string(params));
+  row("FLOPs (conv+linear multiply-adds)", fmt("%.2f M", macs_lin / 1e6));
+  row("Multiply-adds incl. attention", fmt("%.2f M", (macs_lin + macs_att) / 1e6));
+  if (opt.latency) {
+    row("Inference time, batch 1 (median)", fmt("%.3f ms", L.b1_median_ms) + " (" + std::to_string(L.threads) + " threads)");
+    row("Inference time, batch 1 (p99)", fmt("%.3f ms", L.b1_p99_ms));
+    row("Throughput, batch 256", fmt("%.0f windows/s", L.batch_windows_per_s));
+  }
+  row("Val accuracy", fmt("%.4f", r.val.accuracy));
+  row(sp == "test" ? "Test accuracy" : sp + " accuracy", fmt("%.4f", r.test.accuracy));
+  row("Precision (weighted)", fmt("%.4f", r.test.precision_weighted));
+  row("Recall (weighted)", fmt("%.4f", r.test.recall_weighted));
+  row("F1-score (weighted)", fmt("%.4f", r.test.f1_weighted));
+  row("Precision / Recall / F1 (macro)", fmt("%.4f", r.test.precision_macro) + " / " + fmt("%.4f", r.test.recall_macro) +
+                                             " / " + fmt("%.4f", r.test.f1_macro));
+  os << "\nPer-class accuracy (" << sp << " split; recall of each class):\n";
+  for (int64_t c = 0; c < cfg.C; ++c) {
+    char b[160];
+    std::snprintf(b, sizeof b, "  %-20s %.4f  (%lld windows; precision %.4f, F1 %.4f)\n", ds.class_names[c].c_str(),
+                  r.test.class_accuracy(c), (long long)r.test.per_class[c].support, r.test.per_class[c].precision,
+                  r.test.per_class[c].f1);
+    os << b;
+  }
+  r.text = os.str();
+  return r;
+}
+
+namespace {
+void run_gnuplot(const std::string& script, const std::string& png) {
+  const std::string script_path = png + ".gp";
+  std::ofstream(script_path) << script;
+  const std::string cmd = "gnuplot '" + script_path + "' 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) fail("cannot start gnuplot (install it: apt-get install gnuplot-nox)");
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int st = ::pclose(p);
+  fs::remove(script_path);
+  if (st != 0 || !fs::exists(png) || fs::file_size(png) == 0)
+    fail("gnuplot failed to draw " + png + (WIFEXITED(st) && WEXITSTATUS(st) == 127 ? " (gnuplot is not installed: apt-get install gnuplot-nox)" : "") + ": " + out);
+}
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o.push_back('\\');
+    if (c == '_') o += "\\\\";
+    o.push_back(c);
+  }
+  return o;
+}
+}  // namespace
+
+void plot_confusion(const Metrics& m, const std::vector<std::string>& names, const std::string& png, const std::string& title) {
+  const int64_t C = m.C;
+  std::ostringstream d;
+  for (int64_t i = 0; i < C; ++i) {
+    int64_t row = 0;
+    for (int64_t j = 0; j < C; ++j) row += m.confusion[i * C + j];
+    for (int64_t j = 0; j < C; ++j) d << j << " " << i << " " << (row ? double(m.confusion[i * C + j]) / row : 0.0) << "\n";
+    d << "\n";
+  }
+  const std::string dat = png + ".dat";
+  std::ofstream(dat) << d.str();
+  std::ostringstream s;
+  const int size = std::max<int>(640, 90 * C + 260);
+  s << "set terminal pngcairo size " << size << "," << size - 40 << " font 'Sans,10'\nset output '" << png << "'\n"
+    << "set title \"" << esc(title) << "\"\nset xlabel 'Predicted'\nset ylabel 'True'\n"
+    << "set xrange [-0.5:" << C - 0.5 << "]\nset yrange [" << C - 0.5 << ":-0.5]\nset cbrange [0:1]\n"
+    << "set palette defined (0 '#ffffff', 1 '#08306b')\nset xtics rotate by -35\nset size ratio -1\n";
+  s << "set xtics (";
+  for (int64_t c = 0; c < C; ++c) s << (c ? ", " : "") << "\"" << esc(names[c]) << "\" " << c;
+  s << ")\nset ytics (";
+  for (int64_t c = 0; c < C; ++c) s << (c ? ", " : "") << "\"" << esc(names[c]) << "\" " << c;
+  // Values in the cells: white on dark cells, black on light ones.
+  s << ")\nunset key\n"
+    << "plot '" << dat << "' using 1:2:3 with image, "
+    << "'' using 1:2:($3>0.5?sprintf('%.2f',$3):'') with labels tc rgb 'white' font ',9', "
+    << "'' using 1:2:($3<=0.5?sprintf('%.2f',$3):'') with labels tc rgb 'black' font ',9'\n";
+  run_gnuplot(s.str(), png);
+  fs::remove(dat);
+}
+
+void plot_curves(const json& history, const std::string& png) {
+  if (!history.is_array() || history.empty()) fail("no training history to plot");
+  const std::string dat = png + ".dat";
+  {
+    std::ofstream d(dat);
+    for (auto& e : history)
+      d << e.at("epoch").get<int>() << " " << e.at("train_loss").get<double>() << " " << e.at("val_loss").get<double>()
+        << " " << e.at("train_acc").get<double>() << " " << e.at("val_acc").get<double>() << "\n";
+  }
+  std::ostringstream s;
+  s << "set terminal pngcairo size 1200,450 font 'Sans,10'\nset output '" << png << "'\n"
+    << "set multiplot layout 1,2\nset grid\nset xlabel 'epoch'\nset key top right\n"
+    << "set title 'Loss'\nplot '" << dat << "' using 1:2 with linespoints pt 7 ps 0.4 title 'train', '' using 1:3 "
+    << "with linespoints pt 7 ps 0.4 title 'validation'\n"
+    << "set title 'Accuracy'\nset key bottom right\nplot '" << dat << "' using 1:4 with linespoints pt 7 ps 0.4 title "
+    << "'train', '' using 1:5 with linespoints pt 7 ps 0.4 title 'validation'\nunset multiplot\n";
+  run_gnuplot(s.str(), png);
+  fs::remove(dat);
+}
+
+std::string write_report(const std::string& dir, const EvalResult& r, const json& history, const std::string& command) {
+  fs::create_directories(dir);
+  const auto names = [&] {
+    std::vector<std::string> n;
+    for (auto& c : r.table["test"]["per_class"]) n.push_back(c["class"]);
+    return n;
+  }();
+  const std::string split = r.table["split"];
+  plot_confusion(r.test, names, dir + "/confusion_matrix.png", "Normalised confusion matrix (" + split + " split)");
+  const bool curves = history.is_array() && !history.empty();
+  if (curves) plot_curves(history, dir + "/curves.png");
+  write_file_atomic(dir + "/eval.json", r.table.dump(2));
+  std::ostringstream md;
+  md << "# harvit evaluation report\n\n"
+     << "Model `" << r.table["model"].get<std::string>() << "` on `" << r.table["data"].get<std::string>() << "`, "
+     << split << " split.\n\n## Result table\n\n" << r.text << "\n"
+     << "FLOPs are counted as the seed counts them (thop: conv and linear multiply-adds); the attention matmuls add "
+     << std::to_string(r.table["macs_attention"].get<int64_t>()) << " multiply-adds more per window.\n"
+     << "Per-class accuracy is each class's recall. Weighted averages weight classes by their number of windows.\n\n"
+     << "## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)\n\n";
+  if (curves) md << "## Training curves\n\n![loss and accuracy](curves.png)\n\n";
+  md << "## Split\n\n```json\n" << r.table["split_info"].dump(2) << "\n```\n\n"
+     << "## Model config\n\n```json\n" << r.table["config"].dump(2) << "\n```\n\n"
+     << "## Reproduce\n\n```sh\n" << command << "\n```\n\nAll figures: `eval.json`.\n";
+  const std::string path = dir + "/report.md";
+  write_file_atomic(path, md.str());
+  return path;
+}
+
+}  // namespace harvit::train

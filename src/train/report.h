@@ -1,0 +1,47 @@
+// The seed's result table (params, FLOPs, latency, accuracy, precision/recall/F1, per-class
+// accuracy, confusion matrix), its JSON, the PNG pictures (via gnuplot) and report.md.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "nn/vit.h"
+#include "train/metrics.h"
+
+namespace harvit::train {
+
+struct Latency {
+  int threads = 0;
+  int64_t windows = 0;
+  double b1_median_ms = 0, b1_p99_ms = 0;
+  int64_t batch = 256;
+  double batch_windows_per_s = 0;
+};
+// Batch-1 latency over `n` single-window forwards (median, p99) and batch throughput.
+Latency measure_latency(nn::Vit& model, const data::Dataset& ds, int64_t n = 1000, int64_t batch = 256);
+
+struct EvalOptions {
+  std::string split = "test";
+  int64_t latency_windows = 1000;
+  bool latency = true;
+};
+
+struct EvalResult {
+  nlohmann::json table;  // everything, as written to eval.json
+  Metrics test, val;
+  std::string text;      // the printed table
+};
+EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt);
+
+// PNGs through gnuplot (fails with a clear message if gnuplot is missing or reports an error).
+void plot_confusion(const Metrics& m, const std::vector<std::string>& class_names, const std::string& png,
+                    const std::string& title);
+void plot_curves(const nlohmann::json& history, const std::string& png);
+
+// Writes report.md (and the pictures) into dir; returns its path.
+std::string write_report(const std::string& dir, const EvalResult& r, const nlohmann::json& history,
+                         const std::string& command);
+
+}  // namespace harvit::train

@@ -1,0 +1,271 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/gemm.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "nn/checkpoint.h"
+#include "nn/layers.h"
+#include "optim/adamw.h"
+
+namespace harvit::train {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_signal(int) { g_interrupted = true; }
+
+void gather(const data::Dataset& ds, const int64_t* idx, int64_t B, std::vector<float>& x, std::vector<int32_t>& y) {
+  const int64_t W = ds.T * ds.M;
+  x.resize(B * W);
+  y.resize(B);
+  for (int64_t b = 0; b < B; ++b) {
+    std::copy(ds.x.begin() + idx[b] * W, ds.x.begin() + (idx[b] + 1) * W, x.begin() + b * W);
+    y[b] = ds.y[idx[b]];
+  }
+}
+
+int32_t argmax(const float* p, int64_t C) { return static_cast<int32_t>(std::max_element(p, p + C) - p); }
+
+std::string fmt_time(double s) {
+  char b[32];
+  if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
+  else std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(s) % 60);
+  return b;
+}
+}  // namespace
+
+void install_interrupt_handler() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+json TrainOptions::to_json() const {
+  return {{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"weight_decay", weight_decay}, {"step_size", step_size},
+          {"gamma", gamma}, {"seed", seed}, {"optimizer", "AdamW(0.9, 0.999, eps 1e-8)"}, {"scheduler", "StepLR"}};
+}
+
+json EpochRecord::to_json() const {
+  return {{"epoch", epoch}, {"lr", lr}, {"train_loss", train_loss}, {"train_acc", train_acc}, {"val_loss", val_loss},
+          {"val_acc", val_acc}, {"seconds", seconds}, {"windows_per_s", windows_per_s}};
+}
+
+EpochRecord EpochRecord::from_json(const json& j) {
+  EpochRecord r;
+  r.epoch = j.at("epoch");
+  r.lr = j.at("lr");
+  r.train_loss = j.at("train_loss");
+  r.train_acc = j.at("train_acc");
+  r.val_loss = j.at("val_loss");
+  r.val_acc = j.at("val_acc");
+  r.seconds = j.at("seconds");
+  r.windows_per_s = j.at("windows_per_s");
+  return r;
+}
+
+Predictions predict_split(nn::Vit& model, const data::Dataset& ds, uint8_t split, int64_t batch) {
+  Predictions p;
+  const auto idx = ds.indices(split);
+  const int64_t C = model.config().C;
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  double loss_sum = 0;
+  p.probs.resize(idx.size() * C);
+  for (size_t s = 0; s < idx.size(); s += batch) {
+    const int64_t B = std::min<int64_t>(batch, idx.size() - s);
+    gather(ds, idx.data() + s, B, x, y);
+    model.forward(x.data(), B);
+    loss_sum += double(model.loss(y.data())) * B;
+    std::copy(model.probs(), model.probs() + B * C, p.probs.begin() + s * C);
+    for (int64_t b = 0; b < B; ++b) {
+      p.truth.push_back(y[b]);
+      p.pred.push_back(argmax(model.probs() + b * C, C));
+    }
+  }
+  p.loss = idx.empty() ? 0.0 : loss_sum / idx.size();
+  return p;
+}
+
+TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOptions& opt) {
+  cfg.T = ds.T;
+  cfg.M = ds.M;
+  cfg.C = static_cast<int64_t>(ds.class_names.size());
+  if (opt.epochs <= 0 || opt.batch <= 0) fail("epochs and batch must be positive");
+  if (ds.count(data::kTrain) == 0) fail(ds.name + ": no training windows");
+  if (ds.count(data::kVal) == 0) fail(ds.name + ": no validation windows (prepare the data with a validation part)");
+  if (ds.mean.empty()) fail(ds.name + ": the data is not normalised (prepare it with `harvit prepare`)");
+  fs::create_directories(opt.out_dir);
+  const std::string last_path = opt.out_dir + "/last.safetensors", optim_path = opt.out_dir + "/last.optim.safetensors",
+                    best_path = opt.out_dir + "/best.safetensors";
+  const int64_t step_size = opt.step_size > 0 ? opt.step_size : std::max(1, opt.epochs / 3);
+
+  nn::Vit model(cfg);
+  Rng rng(opt.seed);
+  model.params().init_default(rng);
+  optim::AdamW adam(model.params().count(), {opt.lr, 0.9, 0.999, 1e-8, opt.weight_decay});
+  optim::StepLR sched{opt.lr, step_size, opt.gamma};
+
+  TrainResult res;
+  int start_epoch = 0;
+  int64_t start_step = 0;
+  double run_loss = 0;
+  int64_t run_correct = 0, run_seen = 0;
+  std::vector<uint64_t> epoch_rng_state = rng.state();
+  const std::string data_id = ds.name + ":" + std::to_string(ds.size()) + ":" + std::to_string(ds.count(data::kTrain));
+
+  nn::CheckpointMeta meta;
+  meta.class_names = ds.class_names;
+  meta.normalization = {{"mean", ds.mean}, {"std", ds.std}, {"axes", ds.axis_names}};
+
+  if (opt.resume) {
+    if (!fs::exists(last_path)) fail(last_path + ": nothing to resume (no last checkpoint in " + opt.out_dir + ")");
+    auto ck = nn::load_checkpoint(last_path);
+    const json st = ck.meta.extra.value("train_state", json());
+    if (st.is_null()) fail(last_path + ": has no training state");
+    if (!(ck.model->config() == cfg)) fail(last_path + ": model config differs from this run's");
+    if (st.at("data") != data_id) fail(last_path + ": was trained on other data (" + st.at("data").get<std::string>() + ")");
+    if (st.at("options") != opt.to_json())
+      fail(last_path + ": training options differ from the checkpoint's: " + st.at("options").dump());
+    std::copy(ck.model->params().values(), ck.model->params().values() + model.params().count(), model.params().values());
+    auto of = SafetensorsFile::load(optim_path);
+    if (of.metadata().at("optimizer_steps") != st.at("optimizer_steps").dump())
+      fail(optim_path + ": does not belong to " + last_path + " (optimizer step counts differ)");
+    auto m = of.floats("adamw.exp_avg"), v = of.floats("adamw.exp_avg_sq");
+    if ((int64_t)m.size() != model.params().count() || (int64_t)v.size() != model.params().count())
+      fail(optim_path + ": optimizer state has the wrong size");
+    adam.m() = m;
+    adam.v() = v;
+    adam.set_steps(st.at("optimizer_steps"));
+    start_epoch = st.at("epoch");
+    start_step = st.at("step");
+    epoch_rng_state = st.at("epoch_rng").get<std::vector<uint64_t>>();
+    run_loss = st.at("run_loss");
+    run_correct = st.at("run_correct");
+    run_seen = st.at("run_seen");
+    for (auto& e : st.at("history")) res.history.push_back(EpochRecord::from_json(e));
+    res.best_epoch = st.at("best_epoch");
+    res.best_val_acc = st.at("best_val_acc");
+    std::printf("resuming from %s: epoch %d, step %lld\n", last_path.c_str(), start_epoch + 1, (long long)start_step);
+  }
+
+  auto save_last = [&](int epoch, int64_t step) {
+    SafetensorsWriter w;
+    w.add_f32("adamw.exp_avg", {model.params().count()}, adam.m().data());
+    w.add_f32("adamw.exp_avg_sq", {model.params().count()}, adam.v().data());
+    w.set_metadata("optimizer_steps", std::to_string(adam.steps()));
+    w.write(optim_path);
+    json hist = json::array();
+    for (auto& e : res.history) hist.push_back(e.to_json());
+    nn::CheckpointMeta lm = meta;
+    lm.extra = {{"command", opt.command},
+                {"train_state", {{"epoch", epoch}, {"step", step}, {"epoch_rng", epoch_rng_state},
+                                 {"optimizer_steps", adam.steps()}, {"run_loss", run_loss}, {"run_correct", run_correct},
+                                 {"run_seen", run_seen}, {"history", hist}, {"best_epoch", res.best_epoch},
+                                 {"best_val_acc", res.best_val_acc}, {"data", data_id}, {"options", opt.to_json()}}}};
+    nn::save_checkpoint(last_path, model, lm);
+  };
+
+  auto train_idx = ds.indices(data::kTrain);
+  const int64_t n_train = static_cast<int64_t>(train_idx.size());
+  const int64_t steps_per_epoch = (n_train + opt.batch - 1) / opt.batch;
+  const bool tty = ::isatty(1);
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  int64_t total_steps_done = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  std::printf("training ViT on %s: %lld train / %lld val windows, %d epochs x %lld steps (batch %lld), %d threads\n",
+              ds.name.c_str(), (long long)n_train, (long long)ds.count(data::kVal), opt.epochs,
+              (long long)steps_per_epoch, (long long)opt.batch, num_threads());
+  std::fflush(stdout);
+
+  for (int epoch = start_epoch; epoch < opt.epochs; ++epoch) {
+    // The permutation is a function of the RNG state at the epoch start, kept for resume.
+    Rng erng(0);
+    erng.set_state(epoch_rng_state);
+    std::vector<int64_t> perm = train_idx;
+    for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[erng.below(i)]);
+    const double lr = sched.lr(epoch);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t first = epoch == start_epoch ? start_step : 0;
+    if (first == 0) run_loss = 0, run_correct = 0, run_seen = 0;
+    for (int64_t step = first; step < steps_per_epoch; ++step) {
+      if (g_interrupted || (opt.max_steps && total_steps_done >= opt.max_steps)) {
+        save_last(epoch, step);
+        if (tty) std::printf("\n");
+        std::printf("%s: saved %s at epoch %d step %lld; continue with --resume\n",
+                    g_interrupted ? "interrupted" : "step limit reached", last_path.c_str(), epoch + 1, (long long)step);
+        res.interrupted = true;
+        return res;
+      }
+      const int64_t B = std::min<int64_t>(opt.batch, n_train - step * opt.batch);
+      gather(ds, perm.data() + step * opt.batch, B, x, y);
+      model.params().zero_grad();
+      const float* logits = model.forward(x.data(), B);
+      const float loss = model.loss(y.data());
+      for (int64_t b = 0; b < B; ++b) run_correct += argmax(logits + b * cfg.C, cfg.C) == y[b];
+      model.backward(y.data());
+      adam.step(model.params().values(), model.params().grads(), lr);
+      run_loss += double(loss) * B;
+      run_seen += B;
+      ++total_steps_done;
+      if (tty) {
+        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double wps = (step - first + 1) * double(opt.batch) / std::max(el, 1e-9);
+        const double left = ((opt.epochs - epoch - 1) * double(n_train) + (steps_per_epoch - step - 1) * double(opt.batch)) / wps;
+        std::printf("\repoch %d/%d  step %lld/%lld  loss %.4f  %.0f win/s  ETA %s   ", epoch + 1, opt.epochs,
+                    (long long)step + 1, (long long)steps_per_epoch, run_loss / run_seen, wps, fmt_time(left).c_str());
+        std::fflush(stdout);
+      }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EpochRecord rec;
+    rec.epoch = epoch + 1;
+    rec.lr = lr;
+    rec.train_loss = run_loss / run_seen;
+    rec.train_acc = double(run_correct) / run_seen;
+    auto val = predict_split(model, ds, data::kVal);
+    rec.val_loss = val.loss;
+    int64_t vc = 0;
+    for (size_t i = 0; i < val.truth.size(); ++i) vc += val.truth[i] == val.pred[i];
+    rec.val_acc = double(vc) / val.truth.size();
+    rec.seconds = secs;
+    rec.windows_per_s = run_seen / std::max(secs, 1e-9);
+    res.history.push_back(rec);
+    const bool best = rec.val_acc > res.best_val_acc;
+    if (best) {
+      res.best_val_acc = rec.val_acc;
+      res.best_epoch = rec.epoch;
+      nn::CheckpointMeta bm = meta;
+      bm.extra = {{"command", opt.command}, {"epoch", rec.epoch}, {"val_acc", rec.val_acc}, {"data", data_id},
+                  {"options", opt.to_json()}};
+      nn::save_checkpoint(best_path, model, bm);
+    }
+    epoch_rng_state = erng.state();
+    run_loss = 0, run_correct = 0, run_seen = 0;
+    save_last(epoch + 1, 0);
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    if (tty) std::printf("\r");
+    std::printf("epoch %3d/%d  lr %.2e  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  %.0f win/s  %s elapsed\n",
+                rec.epoch, opt.epochs, lr, rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc,
+                best ? " *" : "  ", rec.windows_per_s, fmt_time(total).c_str());
+    std::fflush(stdout);
+  }
+  json hist = json::array();
+  for (auto& e : res.history) hist.push_back(e.to_json());
+  write_file_atomic(opt.out_dir + "/history.json",
+                    json{{"history", hist}, {"best_epoch", res.best_epoch}, {"best_val_acc", res.best_val_acc},
+                         {"options", opt.to_json()}, {"command", opt.command}}.dump(2));
+  return res;
+}
+
+}  // namespace harvit::train

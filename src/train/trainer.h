@@ -1,0 +1,59 @@
+// Training loop with the seed's recipe: AdamW, StepLR(epochs/3, 0.5), cross-entropy, shuffled
+// batches; validation each epoch selects the best checkpoint (never the test split); the last
+// state is kept for a bit-identical --resume; Ctrl-C saves and stops cleanly.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "nn/vit.h"
+
+namespace harvit::train {
+
+struct TrainOptions {
+  int epochs = 50;
+  int64_t batch = 128;
+  double lr = 5e-4;
+  double weight_decay = 1e-3;
+  int64_t step_size = 0;  // StepLR step in epochs; 0 = max(1, epochs / 3) as the seed
+  double gamma = 0.5;
+  uint64_t seed = 0;
+  std::string out_dir = "runs/vit";
+  bool resume = false;
+  int max_steps = 0;     // stop after this many optimizer steps in total (0 = no limit; tests)
+  std::string command;   // recorded in checkpoints and reports
+  nlohmann::json to_json() const;
+};
+
+struct EpochRecord {
+  int epoch = 0;
+  double lr = 0, train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0, seconds = 0, windows_per_s = 0;
+  nlohmann::json to_json() const;
+  static EpochRecord from_json(const nlohmann::json& j);
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> history;
+  int best_epoch = -1;
+  double best_val_acc = -1;
+  bool interrupted = false;
+};
+
+// Trains a ViT with `cfg` (T, M, C are taken from the data) on ds's train split.
+TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOptions& opt);
+
+struct Predictions {
+  double loss = 0;
+  std::vector<int32_t> truth, pred;
+  std::vector<float> probs;  // (n, C)
+};
+// Forward passes over the windows of `split` in batches (no gradient).
+Predictions predict_split(nn::Vit& model, const data::Dataset& ds, uint8_t split, int64_t batch = 256);
+
+// Set by SIGINT/SIGTERM while training; the loop saves and returns.
+void install_interrupt_handler();
+
+}  // namespace harvit::train
