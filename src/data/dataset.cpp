@@ -215,21 +215,26 @@ void drop_boundary_overlaps(Dataset& ds) {
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
     return ds.run[a] != ds.run[b] ? ds.run[a] < ds.run[b] : ds.pos[a] < ds.pos[b];
   });
-  // For every kept window, remember the last kept window of each part in the current run.
+  // Remember, per part, the position of the last kept window in the current run.
   int32_t cur_run = -1;
-  int64_t last_pos[3];
+  int64_t last_pos[3] = {0, 0, 0};
+  bool seen[3] = {false, false, false};
   for (int64_t i : order) {
     if (ds.run[i] != cur_run) {
       cur_run = ds.run[i];
-      std::fill(last_pos, last_pos + 3, INT64_MIN / 2);
+      std::fill(seen, seen + 3, false);
     }
     const uint8_t s = ds.split[i];
     if (s == kDropped) continue;
     bool overlaps = false;
     for (int other = 0; other < 3; ++other)
-      if (other != s && (ds.pos[i] - last_pos[other]) * ds.stride < ds.T) overlaps = true;
-    if (overlaps) ds.split[i] = kDropped;
-    else last_pos[s] = ds.pos[i];
+      if (other != s && seen[other] && (ds.pos[i] - last_pos[other]) * ds.stride < ds.T) overlaps = true;
+    if (overlaps) {
+      ds.split[i] = kDropped;
+    } else {
+      last_pos[s] = ds.pos[i];
+      seen[s] = true;
+    }
   }
 }
 

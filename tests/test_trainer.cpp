@@ -1,0 +1,162 @@
+// Trainer: learns a separable toy problem, is deterministic for a seed, and resumes bit for bit
+// (at an epoch boundary and in the middle of an epoch).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "nn/checkpoint.h"
+#include "train/report.h"
+#include "train/trainer.h"
+
+using namespace harvit;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Two classes: a slow sine (class 0) or a fast one (class 1) on axis 0, noise on axis 1.
+data::Dataset toy(int n = 192) {
+  data::Dataset ds;
+  ds.name = "toy";
+  ds.T = 16;
+  ds.M = 2;
+  ds.class_names = {"slow", "fast"};
+  ds.axis_names = {"a", "b"};
+  Rng rng(9);
+  for (int i = 0; i < n; ++i) {
+    const int c = i % 2;
+    const float phase = rng.uniform(0, 6.28f);
+    for (int t = 0; t < ds.T; ++t) {
+      ds.x.push_back(std::sin(phase + t * (c ? 1.5f : 0.3f)) + 0.1f * rng.normal());
+      ds.x.push_back(rng.normal());
+    }
+    ds.y.push_back(c);
+    ds.subject.push_back(i % 8);
+    ds.run.push_back(i);
+    ds.pos.push_back(0);
+    ds.split.push_back(i % 8 == 7 ? data::kTest : i % 8 == 6 ? data::kVal : data::kTrain);
+  }
+  ds.info = {{"given_split", false}};
+  data::fit_normalize(ds);
+  return ds;
+}
+
+nn::VitConfig small() {
+  nn::VitConfig c;
+  c.P = 4; c.D = 16; c.H = 2; c.A = 8; c.L = 2; c.hidden = 32;
+  return c;
+}
+
+std::vector<float> params_of(const std::string& ckpt) {
+  auto ck = nn::load_checkpoint(ckpt);
+  return {ck.model->params().values(), ck.model->params().values() + ck.model->params().count()};
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("harvit_trainer_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  train::TrainOptions opts(const std::string& sub, int epochs = 2) {
+    train::TrainOptions o;
+    o.epochs = epochs;
+    o.batch = 32;
+    o.lr = 2e-3;
+    o.seed = 7;
+    o.out_dir = (dir_ / sub).string();
+    return o;
+  }
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(TrainerTest, LearnsAToyProblem) {
+  auto ds = toy();
+  auto o = opts("learn", 8);
+  auto r = train::train_vit(ds, small(), o);
+  ASSERT_EQ(r.history.size(), 8u);
+  EXPECT_LT(r.history.back().train_loss, r.history.front().train_loss);
+  EXPECT_GE(r.best_val_acc, 0.9);
+  EXPECT_TRUE(fs::exists(o.out_dir + "/best.safetensors"));
+  EXPECT_TRUE(fs::exists(o.out_dir + "/history.json"));
+  auto ck = nn::load_checkpoint(o.out_dir + "/best.safetensors");
+  EXPECT_EQ(ck.meta.class_names, ds.class_names);
+  EXPECT_EQ(ck.meta.normalization["mean"].get<std::vector<float>>(), ds.mean);
+  // The test split is never used for selection: the best epoch is the one with the best val acc.
+  double best = -1;
+  int best_epoch = -1;
+  for (auto& e : r.history)
+    if (e.val_acc > best) best = e.val_acc, best_epoch = e.epoch;
+  EXPECT_EQ(r.best_epoch, best_epoch);
+}
+
+TEST_F(TrainerTest, SameSeedSameBits) {
+  auto ds = toy();
+  train::train_vit(ds, small(), opts("a"));
+  train::train_vit(ds, small(), opts("b"));
+  EXPECT_EQ(params_of((dir_ / "a/last.safetensors").string()), params_of((dir_ / "b/last.safetensors").string()));
+  auto o = opts("c");
+  o.seed = 8;
+  train::train_vit(ds, small(), o);
+  EXPECT_NE(params_of((dir_ / "a/last.safetensors").string()), params_of((dir_ / "c/last.safetensors").string()));
+}
+
+TEST_F(TrainerTest, ResumeIsBitIdentical) {
+  auto ds = toy();
+  auto full = train::train_vit(ds, small(), opts("full"));
+  const auto want = params_of((dir_ / "full/last.safetensors").string());
+  const int steps_per_epoch = (static_cast<int>(ds.count(data::kTrain)) + 31) / 32;
+  for (int stop_after : {steps_per_epoch, steps_per_epoch + 2}) {  // epoch boundary, mid-epoch
+    const std::string sub = "part" + std::to_string(stop_after);
+    auto o = opts(sub);
+    o.max_steps = stop_after;
+    auto part = train::train_vit(ds, small(), o);
+    EXPECT_TRUE(part.interrupted);
+    o.max_steps = 0;
+    o.resume = true;
+    auto rest = train::train_vit(ds, small(), o);
+    EXPECT_FALSE(rest.interrupted);
+    EXPECT_EQ(params_of((dir_ / sub / "last.safetensors").string()), want) << "stopped after " << stop_after;
+    ASSERT_EQ(rest.history.size(), full.history.size());
+    for (size_t e = 0; e < full.history.size(); ++e) {
+      EXPECT_EQ(rest.history[e].train_loss, full.history[e].train_loss);
+      EXPECT_EQ(rest.history[e].val_acc, full.history[e].val_acc);
+    }
+  }
+  // Resuming with other options is refused.
+  auto o = opts("full");
+  o.resume = true;
+  o.lr = 1e-3;
+  EXPECT_THROW(train::train_vit(ds, small(), o), std::runtime_error);
+}
+
+TEST_F(TrainerTest, EvalWritesTableJsonAndPictures) {
+  auto ds = toy();
+  auto o = opts("eval", 3);
+  train::train_vit(ds, small(), o);
+  train::EvalOptions eo;
+  eo.latency_windows = 50;
+  auto r = train::evaluate_checkpoint(o.out_dir + "/best.safetensors", ds, eo);
+  EXPECT_EQ(r.test.n, ds.count(data::kTest));
+  EXPECT_NE(r.text.find("Test accuracy"), std::string::npos);
+  EXPECT_GT(r.table["latency"]["batch1_median_ms"].get<double>(), 0.0);
+  std::ifstream hin(o.out_dir + "/history.json");
+  auto hist = nlohmann::json::parse(hin)["history"];
+  const std::string report = train::write_report(o.out_dir, r, hist, "test");
+  EXPECT_TRUE(fs::exists(report));
+  for (const char* png : {"confusion_matrix.png", "curves.png"}) {
+    const std::string p = o.out_dir + "/" + png;
+    ASSERT_TRUE(fs::exists(p)) << p;
+    std::ifstream in(p, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    ASSERT_GT(bytes.size(), 1000u);
+    EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << p;
+  }
+}
