@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# End to end through the CLI on real data (the bundled WISDM windows): prepare -> train ->
+# resume -> eval -> report, plus clean failures on bad input (non-zero exit, message naming the
+# file, no partial output).
+set -euo pipefail
+H=$1
+DATA=$2/bundled-wisdm
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
+
+$H info | grep -q "4,367,366" || fail "info does not report 4,367,366 parameters"
+$H prepare --dataset wisdm-npy --data "$DATA" --split subject --test-subjects 26,27,28,29,30,31,32,33,34,35 \
+   --val-fraction 0.15 --seed 1 --out "$W/d.bin" > "$W/prep.log"
+grep -q "subjects in test: 10" "$W/prep.log" || fail "prepare summary"
+# A small model, 2 epochs, stopped after 30 steps and resumed.
+small="--D 32 --H 2 --A 16 --hidden 64 --batch 64 --epochs 2 --seed 3"
+$H train --data "$W/d.bin" $small --out "$W/run" --max-steps 30 > "$W/t1.log"
+grep -q "continue with --resume" "$W/t1.log" || fail "interrupted training did not say how to resume"
+$H train --data "$W/d.bin" $small --out "$W/run" --resume > "$W/t2.log"
+grep -q "best validation accuracy" "$W/t2.log" || fail "resumed training did not finish"
+$H eval --model "$W/run/best.safetensors" --data "$W/d.bin" --latency-windows 100 > "$W/eval.log"
+grep -q "Test accuracy" "$W/eval.log" || fail "eval table"
+for f in report.md eval.json confusion_matrix.png curves.png; do [ -s "$W/run/$f" ] || fail "missing $f"; done
+head -c 8 "$W/run/curves.png" | od -An -c | grep -q "P   N   G" || fail "curves.png is not a PNG"
+
+# Bad input: non-zero exit, the file named, nothing written.
+if $H prepare --dataset wisdm --data "$W/nope.txt" --out "$W/x.bin" 2> "$W/err.log"; then fail "missing file accepted"; fi
+grep -q "nope.txt: no such file" "$W/err.log" || fail "missing-file message: $(cat "$W/err.log")"
+printf '1,Walking,100,1,2,3;\n1,Flying,150,1,2,3;\n' > "$W/bad.txt"
+if $H prepare --dataset wisdm --data "$W/bad.txt" --out "$W/x.bin" 2> "$W/err.log"; then fail "unknown activity accepted"; fi
+grep -q "'Flying' x 1 (first at .*bad.txt:2)" "$W/err.log" || fail "unknown-activity message: $(cat "$W/err.log")"
+[ ! -e "$W/x.bin" ] || fail "partial output left behind"
+head -c 100 "$W/d.bin" > "$W/cut.bin"
+if $H train --data "$W/cut.bin" --out "$W/r2" 2> "$W/err.log"; then fail "truncated dataset accepted"; fi
+grep -q "cut.bin" "$W/err.log" || fail "truncated-dataset message"
+echo "e2e OK"
