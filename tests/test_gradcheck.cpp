@@ -135,10 +135,10 @@ TEST(GradCheck, Attention) {
   Rng rng(14);
   const int64_t G = 3, n = 5, H = 2, A = 4, HA = H * A;
   Vec q = randn(rng, G * n * HA), k = randn(rng, G * n * HA), v = randn(rng, G * n * HA);
-  Vec att(G * H * n * n), gq, gk, gv;
+  Vec att(G * H * n * n), datt(G * H * n * n), gq, gk, gv;
   gradcheck("attention", {{"q", &q, &gq}, {"k", &k, &gk}, {"v", &v, &gv}},
             [&](Vec& out) { out.assign(G * n * HA, 0); attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A); },
-            [&](const Vec& d) { attention_backward(gq.data(), gk.data(), gv.data(), d.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A); },
+            [&](const Vec& d) { attention_backward(gq.data(), gk.data(), gv.data(), datt.data(), d.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A); },
             1e-2f, 3e-3);
 }
 

@@ -17,12 +17,6 @@ namespace {
 constexpr float kLnEps = 1e-5f;
 constexpr int64_t kColBlock = 16;  // 64-byte column chunks for column-parallel reductions
 
-// Per-thread scratch that grows once and is reused (no allocation on the hot path after warm-up).
-float* thread_scratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
 }  // namespace
 
 void colsum_accumulate(float* out, const float* X, int64_t R, int64_t Cn) {
@@ -147,91 +141,61 @@ void relu_backward(float* dinp, const float* dout, const float* out, int64_t n) 
 
 // ---- attention -------------------------------------------------------------------------------
 
+namespace {
+// Views of the attention operands as (G, H, rows, cols) for batched_matmul.
+struct AttViews {
+  MatStrides tok, tokT, sq, sqT;
+  AttViews(int64_t n, int64_t H, int64_t A)
+      : tok{n * H * A, A, H * A, 1},     // q, k, v, z (G, n, H*A) seen as (G, H, n, A)
+        tokT{n * H * A, A, 1, H * A},    // the same, transposed: (G, H, A, n)
+        sq{H * n * n, n * n, n, 1},      // att (G, H, n, n)
+        sqT{H * n * n, n * n, 1, n} {}   // att transposed
+};
+}  // namespace
+
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
                        int64_t G, int64_t n, int64_t H, int64_t A) {
   // q, k, v, z (G, n, H*A); att (G, H, n, n)
-  const int64_t HA = H * A;
-  const float sqrtA = std::sqrt(static_cast<float>(A));
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t g = 0; g < G; ++g) {
-    for (int64_t h = 0; h < H; ++h) {
-      float* P = att + (g * H + h) * n * n;
-      for (int64_t i = 0; i < n; ++i) {
-        const float* qi = q + (g * n + i) * HA + h * A;
-        float* Pi = P + i * n;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* kj = k + (g * n + j) * HA + h * A;
-          float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-          for (int64_t a = 0; a < A; ++a) s += qi[a] * kj[a];
-          s /= sqrtA;
-          Pi[j] = s;
-          mx = std::max(mx, s);
-        }
-        float sum = 0.0f;
-        for (int64_t j = 0; j < n; ++j) {
-          Pi[j] = std::exp(Pi[j] - mx);
-          sum += Pi[j];
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < n; ++j) Pi[j] *= inv;
-        float* zi = z + (g * n + i) * HA + h * A;
-        for (int64_t a = 0; a < A; ++a) zi[a] = 0.0f;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* vj = v + (g * n + j) * HA + h * A;
-          const float p = Pi[j];
-#pragma omp simd
-          for (int64_t a = 0; a < A; ++a) zi[a] += p * vj[a];
-        }
-      }
+  const AttViews w(n, H, A);
+  // att = q k^T / sqrt(A)
+  batched_matmul(G, H, n, n, A, 1.0f / std::sqrt(static_cast<float>(A)), q, w.tok, k, w.tokT, att, w.sq, false);
+  // softmax over the key index, one row per (g, h, i)
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < G * H * n; ++r) {
+    float* P = att + r * n;
+    float mx = P[0];
+    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, P[j]);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; ++j) {
+      P[j] = std::exp(P[j] - mx);
+      sum += P[j];
     }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; ++j) P[j] *= inv;
   }
+  // z = att v, written straight into the heads-concatenated layout
+  batched_matmul(G, H, n, A, n, 1.0f, att, w.sq, v, w.tok, z, w.tok, false);
 }
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dz, const float* att,
+void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dz, const float* att,
                         const float* q, const float* k, const float* v, int64_t G, int64_t n,
                         int64_t H, int64_t A) {
-  // dz (G, n, H*A) -> dq, dk, dv (G, n, H*A) +=. Each (g, h) owns its slices: no races.
-  const int64_t HA = H * A;
-  const float sqrtA = std::sqrt(static_cast<float>(A));
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t g = 0; g < G; ++g) {
-    for (int64_t h = 0; h < H; ++h) {
-      float* dP = thread_scratch(static_cast<size_t>(n));
-      const float* P = att + (g * H + h) * n * n;
-      for (int64_t i = 0; i < n; ++i) {
-        const float* Pi = P + i * n;
-        const float* dzi = dz + (g * n + i) * HA + h * A;
-        const float* qi = q + (g * n + i) * HA + h * A;
-        float* dqi = dq + (g * n + i) * HA + h * A;
-        float dot_pdp = 0.0f;
-        for (int64_t j = 0; j < n; ++j) {
-          const float* vj = v + (g * n + j) * HA + h * A;
-          float* dvj = dv + (g * n + j) * HA + h * A;
-          float s = 0.0f;
-          const float p = Pi[j];
-#pragma omp simd reduction(+ : s)
-          for (int64_t a = 0; a < A; ++a) {
-            s += dzi[a] * vj[a];
-            dvj[a] += p * dzi[a];
-          }
-          dP[j] = s;
-          dot_pdp += p * s;
-        }
-        for (int64_t j = 0; j < n; ++j) {
-          const float ds = Pi[j] * (dP[j] - dot_pdp) / sqrtA;  // softmax backward, then the scale
-          const float* kj = k + (g * n + j) * HA + h * A;
-          float* dkj = dk + (g * n + j) * HA + h * A;
-#pragma omp simd
-          for (int64_t a = 0; a < A; ++a) {
-            dqi[a] += ds * kj[a];
-            dkj[a] += ds * qi[a];
-          }
-        }
-      }
-    }
+  // dz (G, n, H*A) -> dq, dk, dv (G, n, H*A) +=
+  const AttViews w(n, H, A);
+  const float inv_sqrtA = 1.0f / std::sqrt(static_cast<float>(A));
+  batched_matmul(G, H, n, n, A, 1.0f, dz, w.tok, v, w.tokT, datt, w.sq, false);  // dP = dz v^T
+  batched_matmul(G, H, n, A, n, 1.0f, att, w.sqT, dz, w.tok, dv, w.tok, true);   // dv += P^T dz
+  // softmax backward and the 1/sqrt(A) scale: dS = P * (dP - sum_j P dP) / sqrt(A), in place
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < G * H * n; ++r) {
+    const float* P = att + r * n;
+    float* dP = datt + r * n;
+    float dot = 0.0f;
+    for (int64_t j = 0; j < n; ++j) dot += P[j] * dP[j];
+    for (int64_t j = 0; j < n; ++j) dP[j] = P[j] * (dP[j] - dot) * inv_sqrtA;
   }
+  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sq, k, w.tok, dq, w.tok, true);   // dq += dS k
+  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sqT, q, w.tok, dk, w.tok, true);  // dk += dS^T q
 }
 
 // ---- patch merge -----------------------------------------------------------------------------

@@ -36,8 +36,9 @@ void relu_backward(float* dinp, const float* dout, const float* out, int64_t n);
 // softmax probabilities for backward; z (G, n, H*A) with heads concatenated (as the seed's permute).
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
                        int64_t G, int64_t n, int64_t H, int64_t A);
-// dz (G, n, H*A) -> dq, dk, dv (G, n, H*A) +=
-void attention_backward(float* dq, float* dk, float* dv, const float* dz, const float* att,
+// dz (G, n, H*A) -> dq, dk, dv (G, n, H*A) +=; datt (G, H, n, n) is scratch.
+// Both directions run as batched matmuls through oneDNN over strided views: no permute copies.
+void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dz, const float* att,
                         const float* q, const float* k, const float* v, int64_t G, int64_t n,
                         int64_t H, int64_t A);
 

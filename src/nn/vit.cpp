@@ -142,6 +142,7 @@ void Vit::ensure_batch(int64_t B) {
   dr_.assign(B * c.hidden, 0.0f); da1_.assign(B * c.hidden, 0.0f);
   dq_.assign(maxR * HA, 0.0f); dk_.assign(maxR * HA, 0.0f); dv_.assign(maxR * HA, 0.0f);
   dz_.assign(maxR * HA, 0.0f);
+  datt_.assign(acts_.empty() ? 0 : acts_[0].att.size(), 0.0f);  // block 0 has the most tokens
   dtmp_.assign(std::max(maxR * c.D, B * c.hidden), 0.0f);
   dy_.assign(maxR * c.D, 0.0f);
   dcat_.assign(maxR * 2 * c.D, 0.0f);  // ceil(n/2)*2 <= n+1 rows of D: within 2*maxR*D
@@ -245,7 +246,7 @@ void Vit::backward_from_logits(const float* dlogits) {
     zero(dq_, R * HA);
     zero(dk_, R * HA);
     zero(dv_, R * HA);
-    attention_backward(dq_.data(), dk_.data(), dv_.data(), dz_.data(), a.att.data(), a.q.data(),
+    attention_backward(dq_.data(), dk_.data(), dv_.data(), datt_.data(), dz_.data(), a.att.data(), a.q.data(),
                        a.k.data(), a.v.data(), G, n, c.H, c.A);
     linear_backward(dh, gr + p.wq, gr + p.bq, dq_.data(), h, w + p.wq, R, D, HA);
     linear_backward(dh, gr + p.wk, gr + p.bk, dk_.data(), h, w + p.wk, R, D, HA);

@@ -79,7 +79,7 @@ class Vit {
   std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_, probs_;
   std::vector<BlockActs> acts_;
   // gradient scratch (activation gradients)
-  std::vector<float> dlogits_, dr_, da1_, dflat_, dq_, dk_, dv_, dz_, dtmp_, dcat_, dy_;
+  std::vector<float> dlogits_, dr_, da1_, dq_, dk_, dv_, dz_, datt_, dtmp_, dcat_, dy_;
   std::vector<std::vector<float>> dh_;  // dh_[l]: gradient of block l's input (l = 0..L)
 };
 
