@@ -22,4 +22,3 @@ H=build/release/harvit
 $H prepare --dataset wisdm-npy --data build/data/wisdm --split given --seed "$seed" --out "$out/data.bin"
 $H train --data "$out/data.bin" --epochs "$epochs" --seed "$seed" --out "$out"
 $H eval --model "$out/best.safetensors" --data "$out/data.bin" --out "$out"
-echo "report: $out/report.md"

@@ -17,15 +17,14 @@ int main(int argc, char** argv) {
   }
   try {
     auto ck = nn::load_checkpoint(argv[1]);
-    nn::Vit& m = *ck.model;
+    nn::Model& m = *ck.model;
     auto in = SafetensorsFile::load(argv[2]);
     auto x = in.floats("x");
     auto y = in.ints("y");
     const int64_t B = static_cast<int64_t>(y.size());
-    const auto& c = m.config();
-    if (static_cast<int64_t>(x.size()) != B * c.T * c.M) throw std::runtime_error("x has the wrong size");
+    if (static_cast<int64_t>(x.size()) != B * m.T() * m.M()) throw std::runtime_error("x has the wrong size");
     SafetensorsWriter w;
-    w.add_f32("logits", {B, c.C}, m.forward(x.data(), B));
+    w.add_f32("logits", {B, m.C()}, m.forward(x.data(), B));
     if (argc == 6) {
       optim::AdamW opt(m.params().count(), optim::AdamWConfig{});
       for (int s = 0; s < std::stoi(argv[4]); ++s) {
@@ -36,7 +35,7 @@ int main(int argc, char** argv) {
         opt.step(m.params().values(), m.params().grads(), opt.config().lr);
       }
       nn::save_checkpoint(argv[5], m, ck.meta);
-      w.add_f32("logits_after", {B, c.C}, m.forward(x.data(), B));
+      w.add_f32("logits_after", {B, m.C()}, m.forward(x.data(), B));
     }
     w.write(argv[3]);
   } catch (const std::exception& e) {

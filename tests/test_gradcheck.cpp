@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "nn/cnn.h"
 #include "nn/layers.h"
 
 using namespace harvit;
@@ -183,6 +184,75 @@ TEST(GradCheck, SoftmaxCrossEntropy) {
               for (int64_t i = 0; i < B * C; ++i) gl[i] += d[0] * tmp[i];
             },
             1e-2f, 1e-3);
+}
+
+TEST(GradCheck, Conv1d) {
+  Rng rng(18);
+  const int64_t B = 2, T = 7, Cin = 3, Cout = 4, K = 5;  // K/2 = 2 padded steps on each side
+  Vec x = randn(rng, B * T * Cin), w = randn(rng, Cout * Cin * K, 0.3f), b = randn(rng, Cout);
+  Vec cols(B * T * Cin * K), dcols(B * T * Cin * K), gx, gw, gb;
+  gradcheck("conv1d", {{"x", &x, &gx}, {"w", &w, &gw}, {"b", &b, &gb}},
+            [&](Vec& out) { out.assign(B * T * Cout, 0); conv1d_forward(out.data(), cols.data(), x.data(), w.data(), b.data(), B, T, Cin, Cout, K); },
+            [&](const Vec& d) { conv1d_backward(gx.data(), gw.data(), gb.data(), dcols.data(), d.data(), cols.data(), w.data(), B, T, Cin, Cout, K); },
+            1e-2f, 1e-3);
+}
+
+TEST(GradCheck, MaxPoolAndAveragePool) {
+  // Pairs differ by at least 0.5, far more than h, so the argmax never flips during the check.
+  Rng rng(19);
+  const int64_t B = 2, T = 9, Cc = 3, T2 = T / 2;  // odd T: the last step is dropped
+  Vec x(B * T * Cc), gx;
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 7) * 0.5f + 0.1f * rng.uniform();
+  std::vector<uint8_t> arg(B * T2 * Cc);
+  gradcheck("maxpool2", {{"x", &x, &gx}},
+            [&](Vec& out) { out.assign(B * T2 * Cc, 0); maxpool2_forward(out.data(), arg.data(), x.data(), B, T, Cc); },
+            [&](const Vec& d) { maxpool2_backward(gx.data(), d.data(), arg.data(), B, T, Cc); }, 1e-2f, 1e-3);
+  Vec y = randn(rng, B * T * Cc), gy;
+  gradcheck("avgpool_time", {{"x", &y, &gy}},
+            [&](Vec& out) { out.assign(B * Cc, 0); avgpool_time_forward(out.data(), y.data(), B, T, Cc); },
+            [&](const Vec& d) { avgpool_time_backward(gy.data(), d.data(), B, T, Cc); }, 1e-2f, 1e-3);
+}
+
+TEST(GradCheck, CnnWholeModelParameters) {
+  // The CNN end to end (conv, ReLU, max-pool, mean, linear, cross-entropy) against finite
+  // differences of its loss, for a sample of every parameter tensor. ReLU and max-pool kinks
+  // can fall within h of an input; the check uses h = 1e-3 and the loss, which moves little.
+  CnnConfig c;
+  c.T = 12; c.M = 2; c.C = 3; c.channels = {4, 5}; c.kernel = 3;
+  Cnn m(c);
+  Rng rng(20);
+  m.params().init_default(rng);
+  const int64_t B = 3;
+  Vec x = randn(rng, B * c.T * c.M);
+  std::vector<int32_t> y = {0, 2, 1};
+  m.params().zero_grad();
+  m.forward(x.data(), B);
+  m.loss(y.data());
+  m.backward(y.data());
+  Vec analytic(m.params().grads(), m.params().grads() + m.params().count());
+  const float h = 1e-3f;
+  int checked = 0, bad = 0;
+  double worst = 0;
+  for (const auto& p : m.params().infos()) {
+    for (int s = 0; s < std::min<int64_t>(p.size, 12); ++s) {
+      const int64_t i = p.offset + static_cast<int64_t>(rng.below(p.size));
+      float* v = m.params().values() + i;
+      const float orig = *v;
+      *v = orig + h;
+      m.forward(x.data(), B);
+      const double lp = m.loss(y.data());
+      *v = orig - h;
+      m.forward(x.data(), B);
+      const double lm = m.loss(y.data());
+      *v = orig;
+      const double num = (lp - lm) / (2.0 * h), err = std::fabs(num - analytic[i]) / std::max(1.0, std::fabs(double(analytic[i])));
+      worst = std::max(worst, err);
+      bad += err > 2e-3;
+      ++checked;
+    }
+  }
+  std::printf("  cnn (whole model)            %d parameter entries, worst err %.2e (tol 2e-3)\n", checked, worst);
+  EXPECT_EQ(bad, 0);
 }
 
 TEST(GradCheck, CrossEntropyRejectsBadLabel) {

@@ -9,6 +9,8 @@
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "nn/checkpoint.h"
+#include "nn/cnn.h"
+#include "nn/vit.h"
 #include "train/report.h"
 #include "train/trainer.h"
 
@@ -44,10 +46,10 @@ data::Dataset toy(int n = 192) {
   return ds;
 }
 
-nn::VitConfig small() {
+nlohmann::json small() {
   nn::VitConfig c;
   c.P = 4; c.D = 16; c.H = 2; c.A = 8; c.L = 2; c.hidden = 32;
-  return c;
+  return c.to_json();
 }
 
 std::vector<float> params_of(const std::string& ckpt) {
@@ -80,7 +82,7 @@ class TrainerTest : public ::testing::Test {
 TEST_F(TrainerTest, LearnsAToyProblem) {
   auto ds = toy();
   auto o = opts("learn", 8);
-  auto r = train::train_vit(ds, small(), o);
+  auto r = train::train_model(ds, small(), o);
   ASSERT_EQ(r.history.size(), 8u);
   EXPECT_LT(r.history.back().train_loss, r.history.front().train_loss);
   EXPECT_GE(r.best_val_acc, 0.9);
@@ -97,31 +99,44 @@ TEST_F(TrainerTest, LearnsAToyProblem) {
   EXPECT_EQ(r.best_epoch, best_epoch);
 }
 
+TEST_F(TrainerTest, CnnBaselineLearnsToo) {
+  auto ds = toy();
+  nn::CnnConfig c;
+  c.channels = {8, 16};
+  c.kernel = 3;
+  auto o = opts("cnn", 8);
+  auto r = train::train_model(ds, c.to_json(), o);
+  EXPECT_GE(r.best_val_acc, 0.9);
+  auto ck = nn::load_checkpoint(o.out_dir + "/best.safetensors");
+  EXPECT_EQ(ck.model->kind(), "cnn");
+  EXPECT_EQ(ck.model->params().info("convs.1.weight").shape, (harvit::Shape{16, 8, 3}));
+}
+
 TEST_F(TrainerTest, SameSeedSameBits) {
   auto ds = toy();
-  train::train_vit(ds, small(), opts("a"));
-  train::train_vit(ds, small(), opts("b"));
+  train::train_model(ds, small(), opts("a"));
+  train::train_model(ds, small(), opts("b"));
   EXPECT_EQ(params_of((dir_ / "a/last.safetensors").string()), params_of((dir_ / "b/last.safetensors").string()));
   auto o = opts("c");
   o.seed = 8;
-  train::train_vit(ds, small(), o);
+  train::train_model(ds, small(), o);
   EXPECT_NE(params_of((dir_ / "a/last.safetensors").string()), params_of((dir_ / "c/last.safetensors").string()));
 }
 
 TEST_F(TrainerTest, ResumeIsBitIdentical) {
   auto ds = toy();
-  auto full = train::train_vit(ds, small(), opts("full"));
+  auto full = train::train_model(ds, small(), opts("full"));
   const auto want = params_of((dir_ / "full/last.safetensors").string());
   const int steps_per_epoch = (static_cast<int>(ds.count(data::kTrain)) + 31) / 32;
   for (int stop_after : {steps_per_epoch, steps_per_epoch + 2}) {  // epoch boundary, mid-epoch
     const std::string sub = "part" + std::to_string(stop_after);
     auto o = opts(sub);
     o.max_steps = stop_after;
-    auto part = train::train_vit(ds, small(), o);
+    auto part = train::train_model(ds, small(), o);
     EXPECT_TRUE(part.interrupted);
     o.max_steps = 0;
     o.resume = true;
-    auto rest = train::train_vit(ds, small(), o);
+    auto rest = train::train_model(ds, small(), o);
     EXPECT_FALSE(rest.interrupted);
     EXPECT_EQ(params_of((dir_ / sub / "last.safetensors").string()), want) << "stopped after " << stop_after;
     ASSERT_EQ(rest.history.size(), full.history.size());
@@ -134,13 +149,13 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
   auto o = opts("full");
   o.resume = true;
   o.lr = 1e-3;
-  EXPECT_THROW(train::train_vit(ds, small(), o), std::runtime_error);
+  EXPECT_THROW(train::train_model(ds, small(), o), std::runtime_error);
 }
 
 TEST_F(TrainerTest, EvalWritesTableJsonAndPictures) {
   auto ds = toy();
   auto o = opts("eval", 3);
-  train::train_vit(ds, small(), o);
+  train::train_model(ds, small(), o);
   train::EvalOptions eo;
   eo.latency_windows = 50;
   auto r = train::evaluate_checkpoint(o.out_dir + "/best.safetensors", ds, eo);

@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "data/loaders.h"
 #include "nn/checkpoint.h"
+#include "nn/cnn.h"
 #include "nn/vit.h"
 #include "train/report.h"
 #include "train/trainer.h"
@@ -42,13 +43,10 @@ std::string with_commas(int64_t v) {
   return v < 0 ? "-" + out : out;
 }
 
-int cmd_info(const nn::VitConfig& cfg) {
-  const auto rows = nn::vit_summary(cfg);
-  std::printf("Sensor ViT  T=%lld M=%lld C=%lld P=%lld D=%lld H=%lld A=%lld L=%lld hidden=%lld\n",
-              (long long)cfg.T, (long long)cfg.M, (long long)cfg.C, (long long)cfg.P,
-              (long long)cfg.D, (long long)cfg.H, (long long)cfg.A, (long long)cfg.L,
-              (long long)cfg.hidden);
-  std::printf("input [1, 1, %lld, %lld]\n\n", (long long)cfg.T, (long long)cfg.M);
+int cmd_info(const nn::Model& model) {
+  const auto rows = model.summary();
+  std::printf("%s  %s\n", model.kind() == "vit" ? "Sensor ViT" : "CNN baseline", model.config_json().dump().c_str());
+  std::printf("input [1, 1, %lld, %lld]\n\n", (long long)model.T(), (long long)model.M());
   std::printf("%-28s %-20s %12s %16s %16s\n", "layer", "output shape", "params", "MACs linear",
               "MACs attention");
   int64_t tp = 0, tl = 0, ta = 0;
@@ -62,8 +60,7 @@ int cmd_info(const nn::VitConfig& cfg) {
   }
   std::printf("%-28s %-20s %12s %16s %16s\n\n", "total", "", with_commas(tp).c_str(),
               with_commas(tl).c_str(), with_commas(ta).c_str());
-  nn::Vit model(cfg);  // cross-check the table against the real parameter slab
-  if (model.params().count() != tp) {
+  if (model.params().count() != tp) {  // the table must agree with the real parameter slab
     std::fprintf(stderr, "internal error: summary counts %lld params, model has %lld\n",
                  (long long)tp, (long long)model.params().count());
     return 1;
@@ -76,7 +73,6 @@ int cmd_info(const nn::VitConfig& cfg) {
               (tl + ta) / 1e6, 6.0 * (tl + ta) / 1e6);
   return 0;
 }
-
 
 std::vector<int32_t> parse_int_list(const std::string& s, const char* what) {
   std::vector<int32_t> out;
@@ -161,11 +157,10 @@ int cmd_prepare(PrepareArgs& a) {
   return 0;
 }
 
-int cmd_train(const std::string& data_path, nn::VitConfig cfg, train::TrainOptions opt, const std::string& model) {
-  if (model != "vit") fail("--model " + model + " is not available yet (vit)");
+int cmd_train(const std::string& data_path, const nlohmann::json& model_cfg, train::TrainOptions opt) {
   auto ds = data::load_dataset(data_path);
   train::install_interrupt_handler();
-  auto res = train::train_vit(ds, cfg, opt);
+  auto res = train::train_model(ds, model_cfg, opt);
   if (res.interrupted) return 130 * (opt.max_steps == 0);
   std::printf("best validation accuracy %.4f at epoch %d: %s/best.safetensors\n", res.best_val_acc, res.best_epoch,
               opt.out_dir.c_str());
@@ -199,9 +194,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "harvit 0.1.0");
 
   nn::VitConfig info_cfg;
-  std::string info_model;
+  nn::CnnConfig info_cnn;
+  std::string info_model, info_arch = "vit", info_channels = "64,128,128";
   auto* info = app.add_subcommand("info", "print the model summary: shapes, parameters, multiply-adds");
   add_vit_options(info, info_cfg);
+  info->add_option("--arch", info_arch, "vit | cnn")->capture_default_str();
+  info->add_option("--channels", info_channels, "cnn: channels of the conv layers")->capture_default_str();
+  info->add_option("--kernel", info_cnn.kernel, "cnn: kernel size (odd)")->capture_default_str();
   info->add_option("--model", info_model, "read the config from this checkpoint instead");
 
   std::string command;
@@ -240,7 +239,11 @@ int main(int argc, char** argv) {
   int train_threads = 0;
   auto* tr = app.add_subcommand("train", "train a model on a prepared dataset (the seed's recipe by default)");
   tr->add_option("--data", train_data, "dataset file from `harvit prepare`")->required();
-  tr->add_option("--model", train_model, "vit")->capture_default_str();
+  tr->add_option("--model", train_model, "vit | cnn")->capture_default_str();
+  std::string train_channels = "64,128,128";
+  int64_t train_kernel = 5;
+  tr->add_option("--channels", train_channels, "cnn: channels of the conv layers")->capture_default_str();
+  tr->add_option("--kernel", train_kernel, "cnn: kernel size (odd)")->capture_default_str();
   tr->add_option("--epochs", to.epochs)->capture_default_str();
   tr->add_option("--batch", to.batch)->capture_default_str();
   tr->add_option("--lr", to.lr)->capture_default_str();
@@ -279,14 +282,33 @@ int main(int argc, char** argv) {
   }
   try {
     if (*info) {
-      if (!info_model.empty()) return cmd_info(nn::load_checkpoint(info_model).model->config());
-      return cmd_info(info_cfg);
+      if (!info_model.empty()) return cmd_info(*nn::load_checkpoint(info_model).model);
+      if (info_arch == "cnn") {
+        info_cnn.T = info_cfg.T, info_cnn.M = info_cfg.M, info_cnn.C = info_cfg.C;
+        info_cnn.channels.clear();
+        for (int32_t c : parse_int_list(info_channels, "--channels")) info_cnn.channels.push_back(c);
+        return cmd_info(nn::Cnn(info_cnn));
+      }
+      if (info_arch != "vit") fail("--arch must be vit or cnn");
+      return cmd_info(nn::Vit(info_cfg));
     }
     if (*prep) return cmd_prepare(pa);
     if (*tr) {
       set_num_threads(train_threads);
       to.command = command;
-      return cmd_train(train_data, train_cfg, to, train_model);
+      nlohmann::json mc;
+      if (train_model == "vit") {
+        mc = train_cfg.to_json();
+      } else if (train_model == "cnn") {
+        nn::CnnConfig cc;
+        cc.channels.clear();
+        for (int32_t c : parse_int_list(train_channels, "--channels")) cc.channels.push_back(c);
+        cc.kernel = train_kernel;
+        mc = cc.to_json();
+      } else {
+        fail("--model must be vit or cnn, not '" + train_model + "'");
+      }
+      return cmd_train(train_data, mc, to);
     }
     if (*ev) {
       set_num_threads(ev_threads);

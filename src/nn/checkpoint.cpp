@@ -8,13 +8,13 @@ namespace harvit::nn {
 
 using json = nlohmann::json;
 
-void save_checkpoint(const std::string& path, const Vit& model, const CheckpointMeta& meta) {
+void save_checkpoint(const std::string& path, const Model& model, const CheckpointMeta& meta) {
   SafetensorsWriter w;
   const ParamSlab& ps = model.params();
   for (const auto& p : ps.infos()) w.add_f32(p.name, p.shape, ps.values() + p.offset);
   w.set_metadata("format", kCheckpointFormat);
   w.set_metadata("version", std::to_string(kCheckpointVersion));
-  w.set_metadata("config", model.config().to_json().dump());
+  w.set_metadata("config", model.config_json().dump());
   if (!meta.class_names.empty()) w.set_metadata("class_names", json(meta.class_names).dump());
   if (!meta.normalization.is_null()) w.set_metadata("normalization", meta.normalization.dump());
   if (!meta.extra.is_null()) w.set_metadata("extra", meta.extra.dump());
@@ -39,14 +39,12 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   if (auto v = md.find("version"); v != md.end() && v->second != std::to_string(kCheckpointVersion))
     fail(path + ": checkpoint version " + v->second + " is not supported (this harvit reads version " +
          std::to_string(kCheckpointVersion) + ")");
-  VitConfig cfg;
+  LoadedCheckpoint out;
   try {
-    cfg = VitConfig::from_json(parse_meta_json(path, "config", cfg_it->second));
+    out.model = make_model(parse_meta_json(path, "config", cfg_it->second));
   } catch (const std::runtime_error& e) {
     fail(path + ": " + e.what());
   }
-  LoadedCheckpoint out;
-  out.model = std::make_unique<Vit>(cfg);
   ParamSlab& ps = out.model->params();
   std::vector<std::string> unknown;
   for (const auto& name : f.names())
@@ -74,9 +72,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
       if (!s.is_string()) fail(path + ": metadata \"class_names\" holds a non-string");
       out.meta.class_names.push_back(s.get<std::string>());
     }
-    if (static_cast<int64_t>(out.meta.class_names.size()) != cfg.C)
+    if (static_cast<int64_t>(out.meta.class_names.size()) != out.model->C())
       fail(path + ": " + std::to_string(out.meta.class_names.size()) + " class names for C=" +
-           std::to_string(cfg.C) + " classes");
+           std::to_string(out.model->C()) + " classes");
   }
   if (auto it = md.find("normalization"); it != md.end())
     out.meta.normalization = parse_meta_json(path, "normalization", it->second);

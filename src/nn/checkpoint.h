@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nn/vit.h"
+#include "nn/model.h"
 
 namespace harvit::nn {
 
@@ -22,10 +22,10 @@ struct CheckpointMeta {
 constexpr const char* kCheckpointFormat = "harvit-checkpoint";
 constexpr int kCheckpointVersion = 1;
 
-void save_checkpoint(const std::string& path, const Vit& model, const CheckpointMeta& meta = {});
+void save_checkpoint(const std::string& path, const Model& model, const CheckpointMeta& meta = {});
 
 struct LoadedCheckpoint {
-  std::unique_ptr<Vit> model;
+  std::unique_ptr<Model> model;
   CheckpointMeta meta;
 };
 // Errors name the file and the offending tensor: unknown or missing names, wrong shapes,

@@ -111,9 +111,10 @@ Vit::Vit(const VitConfig& cfg) : cfg_(cfg) {
   ps.init_default(rng);
 }
 
+nlohmann::json Vit::config_json() const { return cfg_.to_json(); }
+
 void Vit::ensure_batch(int64_t B) {
-  if (B <= 0) fail("batch size must be positive, got " + std::to_string(B));
-  B_ = B;
+  set_batch(B);
   if (B <= capacity_) return;  // buffers only grow: no allocation when the batch shrinks
   capacity_ = B;
   const auto& c = cfg_;
@@ -138,7 +139,7 @@ void Vit::ensure_batch(int64_t B) {
   dh_[c.L].assign(B * c.F(), 0.0f);
   a1_.assign(B * c.hidden, 0.0f); r_.assign(B * c.hidden, 0.0f);
   mean_h_.assign(B, 0.0f); rstd_h_.assign(B, 0.0f);
-  logits_.assign(B * c.C, 0.0f); probs_.assign(B * c.C, 0.0f); dlogits_.assign(B * c.C, 0.0f);
+  logits_.assign(B * c.C, 0.0f);
   dr_.assign(B * c.hidden, 0.0f); da1_.assign(B * c.hidden, 0.0f);
   dq_.assign(maxR * HA, 0.0f); dk_.assign(maxR * HA, 0.0f); dv_.assign(maxR * HA, 0.0f);
   dz_.assign(maxR * HA, 0.0f);
@@ -181,18 +182,8 @@ const float* Vit::forward(const float* x, int64_t B) {
   layernorm_forward(r_.data(), mean_h_.data(), rstd_h_.data(), a1_.data(), w + d1g_, w + d1b_, B,
                     c.hidden, nullptr, true);
   linear_forward(logits_.data(), r_.data(), w + d3w_, w + d3b_, B, c.hidden, c.C);
-  return logits_.data();
-}
-
-float Vit::loss(const int32_t* labels) {
-  if (B_ == 0) fail("Vit::loss called before forward");
-  return softmax_cross_entropy_forward(probs_.data(), logits_.data(), labels, B_, cfg_.C);
-}
-
-void Vit::backward(const int32_t* labels) {
-  std::fill(dlogits_.begin(), dlogits_.end(), 0.0f);
-  softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), labels, B_, cfg_.C);
-  backward_from_logits(dlogits_.data());
+  logits_ptr_ = logits_.data();
+  return logits_ptr_;
 }
 
 static void zero(std::vector<float>& v, int64_t n) { std::memset(v.data(), 0, n * sizeof(float)); }

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "nn/params.h"
+#include "nn/model.h"
 
 namespace harvit::nn {
 
@@ -31,35 +31,22 @@ struct VitConfig {
   bool operator==(const VitConfig&) const = default;
 };
 
-// One row of `harvit info`: a layer's output shape, parameters, multiply-adds per window.
-struct LayerSummary {
-  std::string name;
-  Shape out_shape;  // per window (batch dimension shown as 1)
-  int64_t params = 0;
-  int64_t macs_linear = 0;     // conv/linear multiply-adds (what thop counts)
-  int64_t macs_attention = 0;  // q k^T and att v multiply-adds (thop does not count these)
-};
 std::vector<LayerSummary> vit_summary(const VitConfig& cfg);
 
-class Vit {
+class Vit : public Model {
  public:
   explicit Vit(const VitConfig& cfg);
 
   const VitConfig& config() const { return cfg_; }
-  ParamSlab& params() { return params_; }
-  const ParamSlab& params() const { return params_; }
+  std::string kind() const override { return "vit"; }
+  nlohmann::json config_json() const override;
+  std::vector<LayerSummary> summary() const override { return vit_summary(cfg_); }
+  int64_t T() const override { return cfg_.T; }
+  int64_t M() const override { return cfg_.M; }
+  int64_t C() const override { return cfg_.C; }
 
-  // x (B, 1, T, M) -> logits (B, C). The pointer stays valid until the next forward.
-  const float* forward(const float* x, int64_t B);
-  // After forward: softmax probabilities and mean cross-entropy for labels (B).
-  float loss(const int32_t* labels);
-  const float* probs() const { return probs_.data(); }
-  // After loss: accumulates d(mean loss)/d(params) into params().grads().
-  void backward(const int32_t* labels);
-  // General backward from a given logits gradient dlogits (B, C) (accumulates into grads).
-  void backward_from_logits(const float* dlogits);
-
-  int64_t batch() const { return B_; }
+  const float* forward(const float* x, int64_t B) override;
+  void backward_from_logits(const float* dlogits) override;
 
  private:
   struct Block {  // offsets into the slab
@@ -71,15 +58,14 @@ class Vit {
   void ensure_batch(int64_t B);
 
   VitConfig cfg_;
-  ParamSlab params_;
   int64_t pos_, pe_w_, pe_b_, d0w_, d0b_, d1g_, d1b_, d3w_, d3b_;
   std::vector<Block> blocks_;
 
-  int64_t B_ = 0, capacity_ = 0;  // buffers are sized for capacity_ >= B_ windows
-  std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_, probs_;
+  int64_t capacity_ = 0;  // buffers are sized for capacity_ >= B_ windows
+  std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_;
   std::vector<BlockActs> acts_;
   // gradient scratch (activation gradients)
-  std::vector<float> dlogits_, dr_, da1_, dq_, dk_, dv_, dz_, datt_, dtmp_, dcat_, dy_;
+  std::vector<float> dr_, da1_, dq_, dk_, dv_, dz_, datt_, dtmp_, dcat_, dy_;
   std::vector<std::vector<float>> dh_;  // dh_[l]: gradient of block l's input (l = 0..L)
 };
 

@@ -20,7 +20,7 @@ namespace harvit::train {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-Latency measure_latency(nn::Vit& model, const data::Dataset& ds, int64_t n, int64_t batch) {
+Latency measure_latency(nn::Model& model, const data::Dataset& ds, int64_t n, int64_t batch) {
   Latency L;
   L.threads = num_threads();
   L.windows = n;
@@ -63,10 +63,9 @@ static std::string fmt(const char* f, double v) {
 
 EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt) {
   auto ck = nn::load_checkpoint(ckpt_path);
-  nn::Vit& model = *ck.model;
-  const auto& cfg = model.config();
-  if (cfg.T != ds.T || cfg.M != ds.M)
-    fail(ckpt_path + ": model expects windows of " + std::to_string(cfg.T) + " x " + std::to_string(cfg.M) +
+  nn::Model& model = *ck.model;
+  if (model.T() != ds.T || model.M() != ds.M)
+    fail(ckpt_path + ": model expects windows of " + std::to_string(model.T()) + " x " + std::to_string(model.M()) +
          ", the data has " + std::to_string(ds.T) + " x " + std::to_string(ds.M));
   if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
     fail(ckpt_path + ": the model's classes differ from the data's");
@@ -78,10 +77,11 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
   if (ds.count(split) == 0) fail(ds.name + ": the " + opt.split + " split is empty");
   EvalResult r;
   auto pt = predict_split(model, ds, split);
-  r.test = compute_metrics(pt.truth, pt.pred, cfg.C);
+  const int64_t C = model.C();
+  r.test = compute_metrics(pt.truth, pt.pred, C);
   auto pv = predict_split(model, ds, data::kVal);
-  r.val = compute_metrics(pv.truth, pv.pred, cfg.C);
-  const auto summary = nn::vit_summary(cfg);
+  r.val = compute_metrics(pv.truth, pv.pred, C);
+  const auto summary = model.summary();
   int64_t params = 0, macs_lin = 0, macs_att = 0;
   for (auto& s : summary) params += s.params, macs_lin += s.macs_linear, macs_att += s.macs_attention;
   json lat;
@@ -91,7 +91,7 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
     lat = {{"threads", L.threads}, {"windows", L.windows}, {"batch1_median_ms", L.b1_median_ms},
            {"batch1_p99_ms", L.b1_p99_ms}, {"batch", L.batch}, {"batch_windows_per_s", L.batch_windows_per_s}};
   }
-  r.table = {{"model", ckpt_path}, {"config", cfg.to_json()}, {"data", ds.name}, {"split", opt.split},
+  r.table = {{"model", ckpt_path}, {"config", model.config_json()}, {"data", ds.name}, {"split", opt.split},
              {"params", params}, {"macs_linear", macs_lin}, {"macs_attention", macs_att},
              {"latency", lat}, {"val_accuracy", r.val.accuracy}, {"test", r.test.to_json(ds.class_names)},
              {"val", r.val.to_json(ds.class_names)}, {"split_info", ds.info.value("split", json())},
@@ -121,7 +121,7 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
   row("Precision / Recall / F1 (macro)", fmt("%.4f", r.test.precision_macro) + " / " + fmt("%.4f", r.test.recall_macro) +
                                              " / " + fmt("%.4f", r.test.f1_macro));
   os << "\nPer-class accuracy (" << sp << " split; recall of each class):\n";
-  for (int64_t c = 0; c < cfg.C; ++c) {
+  for (int64_t c = 0; c < C; ++c) {
     char b[160];
     std::snprintf(b, sizeof b, "  %-20s %.4f  (%lld windows; precision %.4f, F1 %.4f)\n", ds.class_names[c].c_str(),
                   r.test.class_accuracy(c), (long long)r.test.per_class[c].support, r.test.per_class[c].precision,

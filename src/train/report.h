@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
-#include "nn/vit.h"
+#include "nn/model.h"
 #include "train/metrics.h"
 
 namespace harvit::train {
@@ -20,7 +20,7 @@ struct Latency {
   double batch_windows_per_s = 0;
 };
 // Batch-1 latency over `n` single-window forwards (median, p99) and batch throughput.
-Latency measure_latency(nn::Vit& model, const data::Dataset& ds, int64_t n = 1000, int64_t batch = 256);
+Latency measure_latency(nn::Model& model, const data::Dataset& ds, int64_t n = 1000, int64_t batch = 256);
 
 struct EvalOptions {
   std::string split = "test";

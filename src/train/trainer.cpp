@@ -73,10 +73,10 @@ EpochRecord EpochRecord::from_json(const json& j) {
   return r;
 }
 
-Predictions predict_split(nn::Vit& model, const data::Dataset& ds, uint8_t split, int64_t batch) {
+Predictions predict_split(nn::Model& model, const data::Dataset& ds, uint8_t split, int64_t batch) {
   Predictions p;
   const auto idx = ds.indices(split);
-  const int64_t C = model.config().C;
+  const int64_t C = model.C();
   std::vector<float> x;
   std::vector<int32_t> y;
   double loss_sum = 0;
@@ -96,10 +96,10 @@ Predictions predict_split(nn::Vit& model, const data::Dataset& ds, uint8_t split
   return p;
 }
 
-TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOptions& opt) {
-  cfg.T = ds.T;
-  cfg.M = ds.M;
-  cfg.C = static_cast<int64_t>(ds.class_names.size());
+TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& opt) {
+  cfg["T"] = ds.T;
+  cfg["M"] = ds.M;
+  cfg["C"] = static_cast<int64_t>(ds.class_names.size());
   if (opt.epochs <= 0 || opt.batch <= 0) fail("epochs and batch must be positive");
   if (ds.count(data::kTrain) == 0) fail(ds.name + ": no training windows");
   if (ds.count(data::kVal) == 0) fail(ds.name + ": no validation windows (prepare the data with a validation part)");
@@ -109,7 +109,9 @@ TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOpt
                     best_path = opt.out_dir + "/best.safetensors";
   const int64_t step_size = opt.step_size > 0 ? opt.step_size : std::max(1, opt.epochs / 3);
 
-  nn::Vit model(cfg);
+  auto model_ptr = nn::make_model(cfg);
+  nn::Model& model = *model_ptr;
+  const int64_t C = model.C();
   Rng rng(opt.seed);
   model.params().init_default(rng);
   optim::AdamW adam(model.params().count(), {opt.lr, 0.9, 0.999, 1e-8, opt.weight_decay});
@@ -132,7 +134,7 @@ TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOpt
     auto ck = nn::load_checkpoint(last_path);
     const json st = ck.meta.extra.value("train_state", json());
     if (st.is_null()) fail(last_path + ": has no training state");
-    if (!(ck.model->config() == cfg)) fail(last_path + ": model config differs from this run's");
+    if (ck.model->config_json() != model.config_json()) fail(last_path + ": model config differs from this run's");
     if (st.at("data") != data_id) fail(last_path + ": was trained on other data (" + st.at("data").get<std::string>() + ")");
     if (st.at("options") != opt.to_json())
       fail(last_path + ": training options differ from the checkpoint's: " + st.at("options").dump());
@@ -183,8 +185,8 @@ TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOpt
   std::vector<int32_t> y;
   int64_t total_steps_done = 0;
   const auto t_start = std::chrono::steady_clock::now();
-  std::printf("training ViT on %s: %lld train / %lld val windows, %d epochs x %lld steps (batch %lld), %d threads\n",
-              ds.name.c_str(), (long long)n_train, (long long)ds.count(data::kVal), opt.epochs,
+  std::printf("training %s on %s: %lld train / %lld val windows, %d epochs x %lld steps (batch %lld), %d threads\n",
+              model.kind().c_str(), ds.name.c_str(), (long long)n_train, (long long)ds.count(data::kVal), opt.epochs,
               (long long)steps_per_epoch, (long long)opt.batch, num_threads());
   std::fflush(stdout);
 
@@ -212,7 +214,7 @@ TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOpt
       model.params().zero_grad();
       const float* logits = model.forward(x.data(), B);
       const float loss = model.loss(y.data());
-      for (int64_t b = 0; b < B; ++b) run_correct += argmax(logits + b * cfg.C, cfg.C) == y[b];
+      for (int64_t b = 0; b < B; ++b) run_correct += argmax(logits + b * C, C) == y[b];
       model.backward(y.data());
       adam.step(model.params().values(), model.params().grads(), lr);
       run_loss += double(loss) * B;

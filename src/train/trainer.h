@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
-#include "nn/vit.h"
+#include "nn/model.h"
 
 namespace harvit::train {
 
@@ -42,8 +42,9 @@ struct TrainResult {
   bool interrupted = false;
 };
 
-// Trains a ViT with `cfg` (T, M, C are taken from the data) on ds's train split.
-TrainResult train_vit(const data::Dataset& ds, nn::VitConfig cfg, const TrainOptions& opt);
+// Trains the model described by `model_cfg` ({"model": "vit" | "cnn", ...}; T, M and C are
+// taken from the data) on ds's train split.
+TrainResult train_model(const data::Dataset& ds, nlohmann::json model_cfg, const TrainOptions& opt);
 
 struct Predictions {
   double loss = 0;
@@ -51,7 +52,7 @@ struct Predictions {
   std::vector<float> probs;  // (n, C)
 };
 // Forward passes over the windows of `split` in batches (no gradient).
-Predictions predict_split(nn::Vit& model, const data::Dataset& ds, uint8_t split, int64_t batch = 256);
+Predictions predict_split(nn::Model& model, const data::Dataset& ds, uint8_t split, int64_t batch = 256);
 
 // Set by SIGINT/SIGTERM while training; the loop saves and returns.
 void install_interrupt_handler();

@@ -1,0 +1,250 @@
+#include "nn/cnn.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "nn/layers.h"
+
+namespace harvit::nn {
+
+using json = nlohmann::json;
+
+void CnnConfig::validate() const {
+  if (T <= 0 || M <= 0 || C < 2) fail("invalid CNN config: T, M must be positive and C >= 2");
+  if (channels.empty()) fail("invalid CNN config: no conv layers");
+  for (auto c : channels)
+    if (c <= 0) fail("invalid CNN config: channel counts must be positive");
+  if (kernel <= 0 || kernel % 2 == 0) fail("invalid CNN config: kernel must be odd and positive");
+  if (length(channels.size() - 1) < 1)
+    fail("invalid CNN config: T=" + std::to_string(T) + " is too short for " + std::to_string(channels.size()) + " conv layers with pooling");
+}
+
+int64_t CnnConfig::length(size_t layer) const {
+  int64_t t = T;
+  for (size_t i = 0; i < layer; ++i) t /= 2;
+  return t;
+}
+
+json CnnConfig::to_json() const {
+  return {{"model", "cnn"}, {"T", T}, {"M", M}, {"C", C}, {"channels", channels}, {"kernel", kernel}};
+}
+
+CnnConfig CnnConfig::from_json(const json& j) {
+  CnnConfig c;
+  try {
+    c.T = j.at("T");
+    c.M = j.at("M");
+    c.C = j.at("C");
+    c.channels = j.at("channels").get<std::vector<int64_t>>();
+    c.kernel = j.at("kernel");
+  } catch (const json::exception& e) {
+    fail(std::string("CNN config: ") + e.what());
+  }
+  c.validate();
+  return c;
+}
+
+// ---- layers ----------------------------------------------------------------------------------
+
+void conv1d_forward(float* out, float* cols, const float* x, const float* w, const float* b, int64_t B,
+                    int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
+  // x (B, T, Cin) -> cols (B*T, Cin*K): cols[(b,t), ci*K + j] = x[b, t + j - K/2, ci] (0 outside)
+  const int64_t pad = K / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bb = 0; bb < B; ++bb)
+    for (int64_t t = 0; t < T; ++t) {
+      float* c = cols + (bb * T + t) * Cin * K;
+      for (int64_t ci = 0; ci < Cin; ++ci)
+        for (int64_t j = 0; j < K; ++j) {
+          const int64_t s = t + j - pad;
+          c[ci * K + j] = s >= 0 && s < T ? x[(bb * T + s) * Cin + ci] : 0.0f;
+        }
+    }
+  // out (B*T, Cout) = cols w^T + b, with w (Cout, Cin, K) seen as (Cout, Cin*K)
+  linear_forward(out, cols, w, b, B * T, Cin * K, Cout);
+}
+
+void conv1d_backward(float* dx, float* dw, float* db, float* dcols, const float* dout, const float* cols,
+                     const float* w, int64_t B, int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
+  if (dx) std::memset(dcols, 0, B * T * Cin * K * sizeof(float));
+  linear_backward(dx ? dcols : nullptr, dw, db, dout, cols, w, B * T, Cin * K, Cout);
+  if (!dx) return;
+  // col2im: every (t, j) that read x[b, s, ci] returns its gradient there. Parallel over
+  // (b, s) so each output element has one writer.
+  const int64_t pad = K / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bb = 0; bb < B; ++bb)
+    for (int64_t s = 0; s < T; ++s)
+      for (int64_t ci = 0; ci < Cin; ++ci) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < K; ++j) {
+          const int64_t t = s - j + pad;
+          if (t >= 0 && t < T) acc += dcols[(bb * T + t) * Cin * K + ci * K + j];
+        }
+        dx[(bb * T + s) * Cin + ci] += acc;
+      }
+}
+
+void maxpool2_forward(float* out, uint8_t* arg, const float* x, int64_t B, int64_t T, int64_t Cc) {
+  const int64_t T2 = T / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bb = 0; bb < B; ++bb)
+    for (int64_t t = 0; t < T2; ++t)
+      for (int64_t c = 0; c < Cc; ++c) {
+        const float a = x[(bb * T + 2 * t) * Cc + c], b = x[(bb * T + 2 * t + 1) * Cc + c];
+        const int64_t o = (bb * T2 + t) * Cc + c;
+        out[o] = b > a ? b : a;  // ties go to the first element, as PyTorch
+        arg[o] = b > a;
+      }
+}
+
+void maxpool2_backward(float* dx, const float* dout, const uint8_t* arg, int64_t B, int64_t T, int64_t Cc) {
+  const int64_t T2 = T / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bb = 0; bb < B; ++bb)
+    for (int64_t t = 0; t < T2; ++t)
+      for (int64_t c = 0; c < Cc; ++c) {
+        const int64_t o = (bb * T2 + t) * Cc + c;
+        dx[(bb * T + 2 * t + arg[o]) * Cc + c] += dout[o];
+      }
+}
+
+void avgpool_time_forward(float* out, const float* x, int64_t B, int64_t T, int64_t Cc) {
+#pragma omp parallel for schedule(static)
+  for (int64_t bb = 0; bb < B; ++bb) {
+    float* o = out + bb * Cc;
+    std::fill(o, o + Cc, 0.0f);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < Cc; ++c) o[c] += x[(bb * T + t) * Cc + c];
+    for (int64_t c = 0; c < Cc; ++c) o[c] /= static_cast<float>(T);
+  }
+}
+
+void avgpool_time_backward(float* dx, const float* dout, int64_t B, int64_t T, int64_t Cc) {
+  const float inv = 1.0f / static_cast<float>(T);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bb = 0; bb < B; ++bb)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < Cc; ++c) dx[(bb * T + t) * Cc + c] += dout[bb * Cc + c] * inv;
+}
+
+void relu_forward(float* out, const float* x, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+// ---- model -----------------------------------------------------------------------------------
+
+Cnn::Cnn(const CnnConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  int64_t cin = cfg_.M;
+  for (size_t i = 0; i < cfg_.channels.size(); ++i) {
+    const std::string p = "convs." + std::to_string(i) + ".";
+    Layer l;
+    l.w = params_.add(p + "weight", {cfg_.channels[i], cin, cfg_.kernel}, Init::Uniform, cin * cfg_.kernel);
+    l.b = params_.add(p + "bias", {cfg_.channels[i]}, Init::Uniform, cin * cfg_.kernel);
+    layers_.push_back(std::move(l));
+    cin = cfg_.channels[i];
+  }
+  fc_w_ = params_.add("fc.weight", {cfg_.C, cin}, Init::Uniform, cin);
+  fc_b_ = params_.add("fc.bias", {cfg_.C}, Init::Uniform, cin);
+  params_.finalize();
+  Rng rng(0);
+  params_.init_default(rng);
+}
+
+std::vector<LayerSummary> Cnn::summary() const {
+  std::vector<LayerSummary> rows;
+  int64_t cin = cfg_.M;
+  const size_t L = cfg_.channels.size();
+  for (size_t i = 0; i < L; ++i) {
+    const int64_t t = cfg_.length(i), co = cfg_.channels[i];
+    const bool pool = i + 1 < L;
+    rows.push_back({"convs." + std::to_string(i) + (pool ? " (+ReLU, maxpool 2)" : " (+ReLU)"),
+                    {1, pool ? t / 2 : t, co}, co * cin * cfg_.kernel + co, t * co * cin * cfg_.kernel, 0});
+    cin = co;
+  }
+  rows.push_back({"mean over time", {1, cin}, 0, 0, 0});
+  rows.push_back({"fc", {1, cfg_.C}, cin * cfg_.C + cfg_.C, cin * cfg_.C, 0});
+  return rows;
+}
+
+const float* Cnn::forward(const float* x, int64_t B) {
+  set_batch(B);
+  const size_t L = layers_.size();
+  const int64_t K = cfg_.kernel;
+  if (B > capacity_) {
+    capacity_ = B;
+    int64_t cin = cfg_.M, maxcols = 0, maxact = B * cfg_.T * cfg_.M;
+    for (size_t i = 0; i < L; ++i) {
+      const int64_t t = cfg_.length(i), co = cfg_.channels[i];
+      Layer& l = layers_[i];
+      l.cols.assign(B * t * cin * K, 0.0f);
+      l.pre.assign(B * t * co, 0.0f);
+      l.act.assign(B * t * co, 0.0f);
+      if (i + 1 < L) {
+        l.pooled.assign(B * (t / 2) * co, 0.0f);
+        l.arg.assign(B * (t / 2) * co, 0);
+      }
+      maxcols = std::max(maxcols, B * t * cin * K);
+      maxact = std::max(maxact, B * t * co);
+      cin = co;
+    }
+    feat_.assign(B * cin, 0.0f);
+    dfeat_.assign(B * cin, 0.0f);
+    logits_.assign(B * cfg_.C, 0.0f);
+    dIn_.assign(maxact, 0.0f);
+    dAct_.assign(maxact, 0.0f);
+    dPre_.assign(maxact, 0.0f);
+    dcols_.assign(maxcols, 0.0f);
+  }
+  const float* w = params_.values();
+  const float* h = x;
+  int64_t cin = cfg_.M;
+  for (size_t i = 0; i < L; ++i) {
+    Layer& l = layers_[i];
+    const int64_t t = cfg_.length(i), co = cfg_.channels[i];
+    conv1d_forward(l.pre.data(), l.cols.data(), h, w + l.w, w + l.b, B, t, cin, co, K);
+    relu_forward(l.act.data(), l.pre.data(), B * t * co);
+    if (i + 1 < L) {
+      maxpool2_forward(l.pooled.data(), l.arg.data(), l.act.data(), B, t, co);
+      h = l.pooled.data();
+    } else {
+      avgpool_time_forward(feat_.data(), l.act.data(), B, t, co);
+    }
+    cin = co;
+  }
+  linear_forward(logits_.data(), feat_.data(), w + fc_w_, w + fc_b_, B, cin, cfg_.C);
+  logits_ptr_ = logits_.data();
+  return logits_ptr_;
+}
+
+void Cnn::backward_from_logits(const float* dlogits) {
+  if (B_ == 0) fail("Cnn::backward called before forward");
+  const int64_t B = B_, K = cfg_.kernel;
+  const size_t L = layers_.size();
+  const float* w = params_.values();
+  float* g = params_.grads();
+  const int64_t clast = cfg_.channels.back();
+  std::fill(dfeat_.begin(), dfeat_.begin() + B * clast, 0.0f);
+  linear_backward(dfeat_.data(), g + fc_w_, g + fc_b_, dlogits, feat_.data(), w + fc_w_, B, clast, cfg_.C);
+  // Per layer, from the last: d(pooled) in dIn_ -> d(act) -> d(pre) -> d(input) back into dIn_.
+  for (size_t ii = L; ii-- > 0;) {
+    Layer& l = layers_[ii];
+    const int64_t t = cfg_.length(ii), co = cfg_.channels[ii], cin = ii ? cfg_.channels[ii - 1] : cfg_.M;
+    const int64_t n = B * t * co;
+    std::fill(dAct_.begin(), dAct_.begin() + n, 0.0f);
+    if (ii + 1 == L) avgpool_time_backward(dAct_.data(), dfeat_.data(), B, t, co);
+    else maxpool2_backward(dAct_.data(), dIn_.data(), l.arg.data(), B, t, co);
+    std::fill(dPre_.begin(), dPre_.begin() + n, 0.0f);
+    relu_backward(dPre_.data(), dAct_.data(), l.act.data(), n);
+    float* dx = nullptr;
+    if (ii > 0) {  // the input of conv 0 is data: no gradient needed
+      dx = dIn_.data();
+      std::fill(dIn_.begin(), dIn_.begin() + B * t * cin, 0.0f);
+    }
+    conv1d_backward(dx, g + l.w, g + l.b, dcols_.data(), dPre_.data(), l.cols.data(), w + l.w, B, t, cin, co, K);
+  }
+}
+
+}  // namespace harvit::nn

@@ -1,0 +1,38 @@
+#include "nn/model.h"
+
+#include <algorithm>
+
+#include "nn/cnn.h"
+#include "nn/layers.h"
+#include "nn/vit.h"
+
+namespace harvit::nn {
+
+void Model::set_batch(int64_t B) {
+  if (B <= 0) fail("batch size must be positive, got " + std::to_string(B));
+  B_ = B;
+  if (static_cast<int64_t>(probs_.size()) < B * C()) {
+    probs_.resize(B * C());
+    dlogits_.resize(B * C());
+  }
+}
+
+float Model::loss(const int32_t* labels) {
+  if (!logits_ptr_) fail("Model::loss called before forward");
+  return softmax_cross_entropy_forward(probs_.data(), logits_ptr_, labels, B_, C());
+}
+
+void Model::backward(const int32_t* labels) {
+  std::fill(dlogits_.begin(), dlogits_.begin() + B_ * C(), 0.0f);
+  softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), labels, B_, C());
+  backward_from_logits(dlogits_.data());
+}
+
+std::unique_ptr<Model> make_model(const nlohmann::json& config) {
+  const std::string kind = config.value("model", "vit");
+  if (kind == "vit") return std::make_unique<Vit>(VitConfig::from_json(config));
+  if (kind == "cnn") return std::make_unique<Cnn>(CnnConfig::from_json(config));
+  fail("unknown model kind '" + kind + "' in the config (vit, cnn)");
+}
+
+}  // namespace harvit::nn

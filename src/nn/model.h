@@ -1,0 +1,63 @@
+// What every classifier offers the trainer, evaluator and checkpoints: windows (B, 1, T, M) in,
+// logits (B, C) out, a parameter slab, a JSON config that rebuilds it. The ViT and the CNN
+// baseline implement it; softmax cross-entropy lives here once.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/params.h"
+
+namespace harvit::nn {
+
+// One row of `harvit info`: a layer's output shape, parameters, multiply-adds per window.
+struct LayerSummary {
+  std::string name;
+  Shape out_shape;  // per window (batch dimension shown as 1)
+  int64_t params = 0;
+  int64_t macs_linear = 0;     // conv/linear multiply-adds (what thop counts)
+  int64_t macs_attention = 0;  // q k^T and att v multiply-adds (thop does not count these)
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string kind() const = 0;  // "vit", "cnn"
+  virtual nlohmann::json config_json() const = 0;
+  virtual std::vector<LayerSummary> summary() const = 0;
+  virtual int64_t T() const = 0;
+  virtual int64_t M() const = 0;
+  virtual int64_t C() const = 0;
+
+  ParamSlab& params() { return params_; }
+  const ParamSlab& params() const { return params_; }
+
+  // x (B, 1, T, M) -> logits (B, C). The pointer stays valid until the next forward.
+  virtual const float* forward(const float* x, int64_t B) = 0;
+  // After forward: softmax probabilities and mean cross-entropy for labels (B).
+  float loss(const int32_t* labels);
+  const float* probs() const { return probs_.data(); }
+  // After loss: accumulates d(mean loss)/d(params) into params().grads().
+  void backward(const int32_t* labels);
+  // Backward from a given logits gradient dlogits (B, C) (accumulates into grads).
+  virtual void backward_from_logits(const float* dlogits) = 0;
+  int64_t batch() const { return B_; }
+
+ protected:
+  // Sizes the loss buffers for batch B; models call it from forward.
+  void set_batch(int64_t B);
+  const float* logits_ptr_ = nullptr;  // set by forward
+  ParamSlab params_;
+  int64_t B_ = 0;
+
+ private:
+  std::vector<float> probs_, dlogits_;
+};
+
+// Builds a model from a config (the "model" field picks the kind) with fresh parameters.
+std::unique_ptr<Model> make_model(const nlohmann::json& config);
+
+}  // namespace harvit::nn
