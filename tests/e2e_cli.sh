@@ -24,6 +24,18 @@ grep -q "Test accuracy" "$W/eval.log" || fail "eval table"
 for f in report.md eval.json confusion_matrix.png curves.png; do [ -s "$W/run/$f" ] || fail "missing $f"; done
 head -c 8 "$W/run/curves.png" | od -An -c | grep -q "P   N   G" || fail "curves.png is not a PNG"
 
+# predict: a CSV recording of two subjects, 300 and 200 samples -> (300-128)/64+1 + (200-128)/64+1 = 3 + 2 windows.
+{ echo "user,t,ax,ay,az,act"
+  for i in $(seq 0 299); do echo "1,$((i*50)),0.$((i%10)),1.$((i%7)),-0.5,Walking"; done
+  for i in $(seq 0 199); do echo "2,$((i*50)),0.1,0.2,0.$((i%5)),Sitting"; done; } > "$W/rec.csv"
+$H predict --model "$W/run/best.safetensors" --input "$W/rec.csv" --csv-subject user --csv-time t \
+   --csv-axes ax,ay,az --csv-label act --out "$W/pred.csv" 2> "$W/pred.log"
+[ "$(wc -l < "$W/pred.csv")" = 6 ] || fail "predict wrote $(wc -l < "$W/pred.csv") lines, expected 1 + 5"
+grep -q "accuracy on the 5 labelled windows" "$W/pred.log" || fail "predict summary: $(cat "$W/pred.log")"
+head -1 "$W/pred.csv" | grep -q "p_Walking" || fail "predict header"
+$H predict --model "$W/run/best.safetensors" --input "$W/rec.csv" --csv-axes ax,ay,az --output jsonl 2>/dev/null | head -1 \
+  | grep -q '"predicted"' || fail "predict jsonl"
+
 # Bad input: non-zero exit, the file named, nothing written.
 if $H prepare --dataset wisdm --data "$W/nope.txt" --out "$W/x.bin" 2> "$W/err.log"; then fail "missing file accepted"; fi
 grep -q "nope.txt: no such file" "$W/err.log" || fail "missing-file message: $(cat "$W/err.log")"

@@ -12,6 +12,7 @@
 #include "core/gemm.h"
 #include "data/dataset.h"
 #include "data/loaders.h"
+#include "deploy/predictor.h"
 #include "nn/checkpoint.h"
 #include "nn/cnn.h"
 #include "nn/vit.h"
@@ -109,6 +110,8 @@ struct PrepareArgs {
   double csv_rate = 50;
 };
 
+data::CsvOptions csv_options(const PrepareArgs& a);
+
 int cmd_prepare(PrepareArgs& a) {
   using namespace data;
   const auto t0 = std::chrono::steady_clock::now();
@@ -124,18 +127,8 @@ int cmd_prepare(PrepareArgs& a) {
     } else if (a.dataset == "hapt") {
       raw = load_hapt(a.data, a.transitions);
     } else {
-      CsvOptions co;
-      co.subject_col = a.csv_subject;
-      co.label_col = a.csv_label;
-      co.time_col = a.csv_time;
-      co.axis_cols = split_list(a.csv_axes);
-      co.rate_hz = a.csv_rate;
-      const std::string u = a.csv_time_unit;
-      co.time_scale_ns = u == "s" ? 1e9 : u == "ms" ? 1e6 : u == "us" ? 1e3 : u == "ns" ? 1.0 : -1;
-      if (co.time_scale_ns < 0) fail("--csv-time-unit must be s, ms, us or ns");
-      if (a.csv_delim.size() != 1) fail("--csv-delimiter must be one character");
-      co.delimiter = a.csv_delim[0];
-      raw = load_csv(a.data, co);
+      if (a.csv_label.empty()) fail("prepare --dataset csv needs --csv-label");
+      raw = load_csv(a.data, csv_options(a));
     }
     std::printf("%s", raw.report.summary().c_str());
     ds = make_windows(raw, a.wo);
@@ -164,6 +157,91 @@ int cmd_train(const std::string& data_path, const nlohmann::json& model_cfg, tra
   if (res.interrupted) return 130 * (opt.max_steps == 0);
   std::printf("best validation accuracy %.4f at epoch %d: %s/best.safetensors\n", res.best_val_acc, res.best_epoch,
               opt.out_dir.c_str());
+  return 0;
+}
+
+struct PredictArgs {
+  std::string model, input, format = "auto", output = "csv", out;
+  int64_t stride = 0;
+  PrepareArgs csv;  // the --csv-* options
+};
+
+data::CsvOptions csv_options(const PrepareArgs& a) {
+  data::CsvOptions co;
+  co.subject_col = a.csv_subject;
+  co.label_col = a.csv_label;
+  co.time_col = a.csv_time;
+  co.axis_cols = split_list(a.csv_axes);
+  co.rate_hz = a.csv_rate;
+  const std::string u = a.csv_time_unit;
+  co.time_scale_ns = u == "s" ? 1e9 : u == "ms" ? 1e6 : u == "us" ? 1e3 : u == "ns" ? 1.0 : -1;
+  if (co.time_scale_ns < 0) fail("--csv-time-unit must be s, ms, us or ns");
+  if (a.csv_delim.size() != 1) fail("--csv-delimiter must be one character");
+  co.delimiter = a.csv_delim[0];
+  return co;
+}
+
+int cmd_predict(const PredictArgs& a) {
+  deploy::Predictor pred(a.model);
+  std::string fmt = a.format;
+  if (fmt == "auto") {
+    namespace fs = std::filesystem;
+    if (fs::is_directory(a.input) && (fs::exists(a.input + "/labels.txt") || fs::exists(a.input + "/RawData") ||
+                                      fs::exists(a.input + "/HAPT Dataset")))
+      fmt = "hapt";
+    else if (a.input.ends_with(".csv"))
+      fmt = "csv";
+    else
+      fmt = "wisdm";
+  }
+  data::RawData raw;
+  if (fmt == "wisdm") raw = data::parse_wisdm_files(data::list_inputs(a.input, "", ".txt"));
+  else if (fmt == "hapt") raw = data::load_hapt(a.input, true);
+  else if (fmt == "csv") raw = data::load_csv(a.input, csv_options(a.csv));
+  else fail("--format must be auto, wisdm, hapt or csv");
+  if (raw.report.total_skipped()) std::fprintf(stderr, "%s", raw.report.summary().c_str());
+  const int64_t stride = a.stride > 0 ? a.stride : std::max<int64_t>(1, pred.window() / 2);
+  auto preds = pred.predict(raw, stride);
+  const auto& cls = pred.class_names();
+  std::ofstream file;
+  if (!a.out.empty()) {
+    file.open(a.out);
+    if (!file) fail(a.out + ": cannot open for writing");
+  }
+  std::ostream& os = a.out.empty() ? std::cout : file;
+  if (a.output == "csv") {
+    os << "source,subject,start,start_time_ns,predicted,probability,true";
+    for (auto& c : cls) os << ",p_" << c;
+    os << "\n";
+  } else if (a.output != "jsonl") {
+    fail("--output must be csv or jsonl");
+  }
+  int64_t known = 0, correct = 0;
+  char buf[64];
+  for (const auto& p : preds) {
+    const std::string truth = p.truth >= 0 ? cls[p.truth] : "";
+    if (p.truth >= 0) ++known, correct += p.truth == p.label;
+    if (a.output == "csv") {
+      std::snprintf(buf, sizeof buf, "%.4f", p.probs[p.label]);
+      os << p.source << "," << p.subject << "," << p.start << "," << p.start_time_ns << "," << cls[p.label] << ","
+         << buf << "," << truth;
+      for (float v : p.probs) {
+        std::snprintf(buf, sizeof buf, ",%.4f", v);
+        os << buf;
+      }
+      os << "\n";
+    } else {
+      nlohmann::json j{{"source", p.source}, {"subject", p.subject}, {"start", p.start}, {"predicted", cls[p.label]},
+                       {"probability", p.probs[p.label]}, {"probs", p.probs}};
+      if (p.start_time_ns >= 0) j["start_time_ns"] = p.start_time_ns;
+      if (p.truth >= 0) j["true"] = truth;
+      os << j.dump() << "\n";
+    }
+  }
+  std::fprintf(stderr, "%zu windows of %lld samples (stride %lld) from %zu streams", preds.size(),
+               (long long)pred.window(), (long long)stride, raw.streams.size());
+  if (known) std::fprintf(stderr, "; accuracy on the %lld labelled windows: %.4f", (long long)known, double(correct) / known);
+  std::fprintf(stderr, "\n");
   return 0;
 }
 
@@ -275,6 +353,21 @@ int main(int argc, char** argv) {
   ev->add_flag("--no-latency", no_latency, "skip the timing");
   ev->add_option("--threads", ev_threads, "threads (default: all cores)");
 
+  PredictArgs pr;
+  auto* pc = app.add_subcommand("predict", "label the windows of a raw recording with a checkpoint");
+  pc->add_option("--model", pr.model, "checkpoint (.safetensors)")->required();
+  pc->add_option("--input", pr.input, "recording: WISDM raw .txt, HAPT RawData folder, or CSV")->required();
+  pc->add_option("--format", pr.format, "auto | wisdm | hapt | csv")->capture_default_str();
+  pc->add_option("--stride", pr.stride, "window stride in samples (default: half a window)");
+  pc->add_option("--output", pr.output, "csv | jsonl")->capture_default_str();
+  pc->add_option("--out", pr.out, "write here instead of standard output");
+  pc->add_option("--csv-subject", pr.csv.csv_subject, "csv: subject column");
+  pc->add_option("--csv-label", pr.csv.csv_label, "csv: label column (optional: adds a true column)");
+  pc->add_option("--csv-time", pr.csv.csv_time, "csv: time column");
+  pc->add_option("--csv-time-unit", pr.csv.csv_time_unit, "csv: s | ms | us | ns")->capture_default_str();
+  pc->add_option("--csv-axes", pr.csv.csv_axes, "csv: comma-separated axis columns, in the model's axis order");
+  pc->add_option("--csv-delimiter", pr.csv.csv_delim, "csv: field separator")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -293,6 +386,7 @@ int main(int argc, char** argv) {
       return cmd_info(nn::Vit(info_cfg));
     }
     if (*prep) return cmd_prepare(pa);
+    if (*pc) return cmd_predict(pr);
     if (*tr) {
       set_num_threads(train_threads);
       to.command = command;

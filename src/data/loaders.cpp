@@ -315,7 +315,7 @@ RawData load_hapt(const std::string& dir_in, bool transitions) {
 // ---- generic CSV -----------------------------------------------------------------------------
 
 void parse_csv_text(const std::string& text, const std::string& source, const CsvOptions& opt, RawData& out) {
-  if (opt.label_col.empty() || opt.axis_cols.empty()) fail("CSV needs a label column and at least one axis column");
+  if (opt.axis_cols.empty()) fail("CSV needs at least one axis column");
   size_t p = 0;
   int64_t line = 0;
   std::vector<std::string> header;
@@ -349,7 +349,7 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
     for (auto& h : header) have += (have.empty() ? "" : ", ") + h;
     fail(at(source, 1) + ": no column named '" + name + "' in the header (columns: " + have + ")");
   };
-  const int ci_label = col(opt.label_col, true), ci_subject = col(opt.subject_col, false), ci_time = col(opt.time_col, false);
+  const int ci_label = col(opt.label_col, false), ci_subject = col(opt.subject_col, false), ci_time = col(opt.time_col, false);
   std::vector<int> ci_axes;
   for (auto& a : opt.axis_cols) ci_axes.push_back(col(a, true));
   if (out.axis_names.empty()) {
@@ -375,12 +375,16 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
       Num r = parse_double(f[ci_time], t);
       if (r != Num::Ok) fail(at(source, line) + ": time '" + std::string(trim(f[ci_time])) + "' is not a finite number");
     }
-    const std::string label(trim(f[ci_label]));
-    if (label.empty()) fail(at(source, line) + ": empty label");
-    auto it = cls.find(label);
-    if (it == cls.end()) {
-      it = cls.emplace(label, static_cast<int32_t>(out.class_names.size())).first;
-      out.class_names.push_back(label);
+    int32_t label_index = -1;  // unlabelled recordings (prediction input) have no label column
+    if (ci_label >= 0) {
+      const std::string label(trim(f[ci_label]));
+      if (label.empty()) fail(at(source, line) + ": empty label");
+      auto it = cls.find(label);
+      if (it == cls.end()) {
+        it = cls.emplace(label, static_cast<int32_t>(out.class_names.size())).first;
+        out.class_names.push_back(label);
+      }
+      label_index = it->second;
     }
     auto s = stream_of.find(static_cast<int32_t>(subj));
     if (s == stream_of.end()) {
@@ -397,7 +401,7 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
       st.values.push_back(static_cast<float>(v));
     }
     if (ci_time >= 0) st.time_ns.push_back(static_cast<int64_t>(std::llround(t * opt.time_scale_ns)));
-    st.label.push_back(it->second);
+    st.label.push_back(label_index);
     ++out.report.records;
   }
   if (out.report.records == 0) fail(source + ": no data rows after the header");
@@ -413,7 +417,8 @@ RawData load_csv(const std::string& path, const CsvOptions& opt) {
   for (size_t k = 0; k < raw.class_names.size(); ++k)
     remap[k] = static_cast<int32_t>(std::lower_bound(sorted.begin(), sorted.end(), raw.class_names[k]) - sorted.begin());
   for (auto& st : raw.streams)
-    for (auto& l : st.label) l = remap[l];
+    for (auto& l : st.label)
+      if (l >= 0) l = remap[l];
   raw.class_names = sorted;
   return raw;
 }

@@ -42,7 +42,7 @@ struct HaptSegment { int exp, user, activity; int64_t start, end; int line; };
 std::vector<HaptSegment> parse_hapt_labels(const std::string& text, const std::string& source);
 
 struct CsvOptions {
-  std::string subject_col, label_col, time_col;  // column names; subject/time optional
+  std::string subject_col, label_col, time_col;  // column names; only the axes are required
   std::vector<std::string> axis_cols;
   double time_scale_ns = 1e6;  // nanoseconds per time unit (default: milliseconds)
   double rate_hz = 50.0;       // used for the gap threshold when there is no time column

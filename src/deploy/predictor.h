@@ -1,0 +1,39 @@
+// Labels the windows of raw recordings with a checkpoint, applying the checkpoint's own
+// preprocessing (the z-score statistics fitted on its training data travel inside it).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/loaders.h"
+#include "nn/checkpoint.h"
+
+namespace harvit::deploy {
+
+struct WindowPrediction {
+  std::string source;
+  int32_t subject = 0;
+  int64_t start = 0;           // first sample of the window in its stream
+  int64_t start_time_ns = -1;  // timestamp of that sample, -1 when the recording has none
+  int32_t label = 0;           // predicted class index
+  int32_t truth = -1;          // majority true class in the window (checkpoint's indexing), -1 unknown
+  std::vector<float> probs;    // (C)
+};
+
+class Predictor {
+ public:
+  explicit Predictor(const std::string& checkpoint);
+  const std::vector<std::string>& class_names() const { return classes_; }
+  int64_t window() const { return model_->T(); }
+  int64_t axes() const { return model_->M(); }
+  // Every window of length T (stride `stride`) of every stream of `raw`, in order.
+  // Streams' class names are matched to the checkpoint's by name for the truth column.
+  std::vector<WindowPrediction> predict(const data::RawData& raw, int64_t stride, int64_t batch = 256);
+
+ private:
+  std::unique_ptr<nn::Model> model_;
+  std::vector<std::string> classes_;
+  std::vector<float> mean_, std_;
+};
+
+}  // namespace harvit::deploy
