@@ -255,6 +255,35 @@ TEST(GradCheck, CnnWholeModelParameters) {
   EXPECT_EQ(bad, 0);
 }
 
+TEST(GradCheck, CrossEntropyWithLabelSmoothingAndClassWeights) {
+  Rng rng(21);
+  const int64_t B = 5, C = 4;
+  Vec logits = randn(rng, B * C, 2.0f), probs(B * C), gl;
+  std::vector<int32_t> y = {0, 3, 1, 3, 2};
+  const float w[4] = {0.5f, 2.0f, 1.0f, 1.5f};
+  LossOptions o{0.1f, w};
+  gradcheck("cross_entropy (smoothing+weights)", {{"logits", &logits, &gl}},
+            [&](Vec& out) { out.assign(1, softmax_cross_entropy_forward(probs.data(), logits.data(), y.data(), B, C, o)); },
+            [&](const Vec& d) {
+              Vec tmp(B * C, 0);
+              softmax_cross_entropy_backward(tmp.data(), probs.data(), y.data(), B, C, o);
+              for (int64_t i = 0; i < B * C; ++i) gl[i] += d[0] * tmp[i];
+            },
+            1e-2f, 1e-3);
+  // Against the formula of torch.nn.CrossEntropyLoss(weight=w, label_smoothing=0.1), in double.
+  double num = 0, W = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    double mx = -1e30, s = 0;
+    for (int64_t c = 0; c < C; ++c) mx = std::max(mx, double(logits[b * C + c]));
+    for (int64_t c = 0; c < C; ++c) s += std::exp(logits[b * C + c] - mx);
+    auto nll = [&](int64_t c) { return -(logits[b * C + c] - mx - std::log(s)); };
+    num += 0.9 * w[y[b]] * nll(y[b]);
+    for (int64_t c = 0; c < C; ++c) num += 0.1 / C * w[c] * nll(c);
+    W += w[y[b]];
+  }
+  EXPECT_NEAR(softmax_cross_entropy_forward(probs.data(), logits.data(), y.data(), B, C, o), num / W, 1e-5);
+}
+
 TEST(GradCheck, CrossEntropyRejectsBadLabel) {
   Vec logits(6, 0.0f), probs(6);
   std::vector<int32_t> y = {0, 3};

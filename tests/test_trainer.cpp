@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -150,6 +152,61 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
   o.resume = true;
   o.lr = 1e-3;
   EXPECT_THROW(train::train_model(ds, small(), o), std::runtime_error);
+}
+
+TEST_F(TrainerTest, RecipeOptionsTrainAndResumeBitIdentically) {
+  auto ds = toy();
+  auto o = opts("recipe");
+  o.schedule = "cosine";
+  o.warmup_epochs = 0.5;
+  o.label_smoothing = 0.1;
+  o.class_weights = "balanced";
+  o.aug_scale = 0.1;
+  o.aug_jitter = 0.05;
+  o.aug_shift = 3;
+  auto full = train::train_model(ds, small(), o);
+  EXPECT_TRUE(std::isfinite(full.history.back().train_loss));
+  auto want = params_of(o.out_dir + "/last.safetensors");
+  auto p = opts("recipe2");
+  p.schedule = o.schedule; p.warmup_epochs = o.warmup_epochs; p.label_smoothing = o.label_smoothing;
+  p.class_weights = o.class_weights; p.aug_scale = o.aug_scale; p.aug_jitter = o.aug_jitter; p.aug_shift = o.aug_shift;
+  p.max_steps = 7;
+  train::train_model(ds, small(), p);
+  p.max_steps = 0;
+  p.resume = true;
+  train::train_model(ds, small(), p);
+  EXPECT_EQ(params_of(p.out_dir + "/last.safetensors"), want);
+  o.aug_rotate = 10;  // two axes: not xyz triples
+  o.out_dir += "_rot";
+  EXPECT_THROW(train::train_model(ds, small(), o), std::runtime_error);
+}
+
+TEST(Augment, RotationKeepsNormsShiftPermutesScalingAndJitterChangeValues) {
+  const int64_t T = 16, M = 6;
+  std::vector<float> x(T * M);
+  Rng r(2);
+  for (auto& v : x) v = r.normal();
+  train::TrainOptions o;
+  o.aug_rotate = 30;
+  auto y = x;
+  Rng a(5);
+  train::augment_windows(y.data(), 1, T, M, o, a);
+  for (int64_t t = 0; t < T; ++t)
+    for (int g = 0; g < 2; ++g) {
+      double n0 = 0, n1 = 0;
+      for (int k = 0; k < 3; ++k) n0 += x[t * M + 3 * g + k] * x[t * M + 3 * g + k], n1 += y[t * M + 3 * g + k] * y[t * M + 3 * g + k];
+      EXPECT_NEAR(n0, n1, 1e-4);
+    }
+  EXPECT_NE(x, y);
+  train::TrainOptions s;
+  s.aug_shift = 4;
+  auto z = x;
+  Rng b(6);
+  train::augment_windows(z.data(), 1, T, M, s, b);
+  auto zs = z, xs = x;
+  std::sort(zs.begin(), zs.end());
+  std::sort(xs.begin(), xs.end());
+  EXPECT_EQ(zs, xs);
 }
 
 TEST_F(TrainerTest, EvalWritesTableJsonAndPictures) {

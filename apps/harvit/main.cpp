@@ -333,6 +333,14 @@ int main(int argc, char** argv) {
   tr->add_flag("--resume", to.resume, "continue the run in --out from its last checkpoint");
   tr->add_option("--threads", train_threads, "threads (default: all cores)");
   tr->add_option("--max-steps", to.max_steps, "stop (and save for --resume) after this many steps");
+  tr->add_option("--schedule", to.schedule, "step (StepLR, the seed's) | cosine (with --warmup-epochs)")->capture_default_str();
+  tr->add_option("--warmup-epochs", to.warmup_epochs, "linear warm-up before the cosine decay")->capture_default_str();
+  tr->add_option("--label-smoothing", to.label_smoothing, "cross-entropy label smoothing")->capture_default_str();
+  tr->add_option("--class-weights", to.class_weights, "none | balanced")->capture_default_str();
+  tr->add_option("--aug-scale", to.aug_scale, "augment: random per-axis scaling by up to this fraction")->capture_default_str();
+  tr->add_option("--aug-jitter", to.aug_jitter, "augment: Gaussian noise of this std (normalised units)")->capture_default_str();
+  tr->add_option("--aug-rotate", to.aug_rotate, "augment: random 3-D rotations up to this many degrees")->capture_default_str();
+  tr->add_option("--aug-shift", to.aug_shift, "augment: random circular time shift up to this many samples")->capture_default_str();
   tr->add_option("--P", train_cfg.P, "patch length")->capture_default_str();
   tr->add_option("--D", train_cfg.D, "embedding width")->capture_default_str();
   tr->add_option("--H", train_cfg.H, "heads")->capture_default_str();

@@ -266,8 +266,16 @@ void patch_embed_backward(float* dw, float* db, float* dpos, const float* dout,
 
 // ---- loss ------------------------------------------------------------------------------------
 
+static double total_weight(const int32_t* labels, int64_t B, const LossOptions& opt) {
+  if (!opt.class_weights) return static_cast<double>(B);
+  double W = 0;
+  for (int64_t b = 0; b < B; ++b) W += opt.class_weights[labels[b]];
+  return W;
+}
+
 float softmax_cross_entropy_forward(float* probs, const float* logits, const int32_t* labels,
-                                    int64_t B, int64_t C) {
+                                    int64_t B, int64_t C, const LossOptions& opt) {
+  const double eps = opt.label_smoothing;
   double total = 0.0;
   for (int64_t bb = 0; bb < B; ++bb) {
     const int32_t y = labels[bb];
@@ -282,17 +290,31 @@ float softmax_cross_entropy_forward(float* probs, const float* logits, const int
     for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(l[c] - mx));
     const double lse = std::log(sum) + mx;
     for (int64_t c = 0; c < C; ++c) p[c] = static_cast<float>(std::exp(l[c] - lse));
-    total += lse - l[y];
+    const double wy = opt.class_weights ? opt.class_weights[y] : 1.0;
+    total += (1.0 - eps) * wy * (lse - l[y]);
+    if (eps > 0) {
+      double smooth = 0;
+      for (int64_t c = 0; c < C; ++c) smooth += (opt.class_weights ? opt.class_weights[c] : 1.0) * (lse - l[c]);
+      total += eps / C * smooth;
+    }
   }
-  return static_cast<float>(total / static_cast<double>(B));
+  return static_cast<float>(total / total_weight(labels, B, opt));
 }
 
 void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels,
-                                    int64_t B, int64_t C) {
-  const float inv = 1.0f / static_cast<float>(B);
-  for (int64_t bb = 0; bb < B; ++bb)
-    for (int64_t c = 0; c < C; ++c)
-      dlogits[bb * C + c] += (probs[bb * C + c] - (c == labels[bb] ? 1.0f : 0.0f)) * inv;
+                                    int64_t B, int64_t C, const LossOptions& opt) {
+  const double eps = opt.label_smoothing, inv = 1.0 / total_weight(labels, B, opt);
+  double wsum = 0;  // sum_c w[c]
+  for (int64_t c = 0; c < C; ++c) wsum += opt.class_weights ? opt.class_weights[c] : 1.0;
+  for (int64_t bb = 0; bb < B; ++bb) {
+    const double wy = opt.class_weights ? opt.class_weights[labels[bb]] : 1.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double p = probs[bb * C + c], wc = opt.class_weights ? opt.class_weights[c] : 1.0;
+      double g = (1.0 - eps) * wy * (p - (c == labels[bb] ? 1.0 : 0.0));
+      if (eps > 0) g += eps / C * (p * wsum - wc);
+      dlogits[bb * C + c] += static_cast<float>(g * inv);
+    }
+  }
 }
 
 }  // namespace harvit::nn

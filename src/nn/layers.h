@@ -59,12 +59,19 @@ void patch_embed_backward(float* dw, float* db, float* dpos, const float* dout,
                           int64_t D);
 
 // ---- softmax cross-entropy, mean over the batch -----------------------------------------------
-// logits (B, C), labels (B) in [0, C) -> probs (B, C); returns mean loss
+// torch.nn.CrossEntropyLoss(weight=w, label_smoothing=eps) semantics: with W = sum_i w[y_i],
+//   loss = sum_i [(1-eps) w[y_i] (-log p_i,y_i) + eps/C sum_c w[c] (-log p_i,c)] / W.
+// weights null = all ones; eps 0 = plain cross-entropy (the seed's loss).
+struct LossOptions {
+  float label_smoothing = 0.0f;
+  const float* class_weights = nullptr;  // (C) or null
+};
+// logits (B, C), labels (B) in [0, C) -> probs (B, C); returns the loss
 float softmax_cross_entropy_forward(float* probs, const float* logits, const int32_t* labels,
-                                    int64_t B, int64_t C);
-// dlogits (B, C) += (probs - onehot(labels)) / B
+                                    int64_t B, int64_t C, const LossOptions& opt = {});
+// dlogits (B, C) += d(loss)/d(logits); plain case: (probs - onehot(labels)) / B
 void softmax_cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels,
-                                    int64_t B, int64_t C);
+                                    int64_t B, int64_t C, const LossOptions& opt = {});
 
 // ---- helpers ------------------------------------------------------------------------------------
 // out (Cn) += column sums of X (R, Cn); deterministic for a fixed thread count.

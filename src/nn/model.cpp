@@ -17,14 +17,26 @@ void Model::set_batch(int64_t B) {
   }
 }
 
+void Model::set_loss_options(float label_smoothing, std::vector<float> class_weights) {
+  if (label_smoothing < 0 || label_smoothing >= 1) fail("label smoothing must be in [0, 1)");
+  if (!class_weights.empty() && static_cast<int64_t>(class_weights.size()) != C())
+    fail(std::to_string(class_weights.size()) + " class weights for " + std::to_string(C()) + " classes");
+  label_smoothing_ = label_smoothing;
+  class_weights_ = std::move(class_weights);
+}
+
+LossOptions Model::loss_options() const {
+  return {label_smoothing_, class_weights_.empty() ? nullptr : class_weights_.data()};
+}
+
 float Model::loss(const int32_t* labels) {
   if (!logits_ptr_) fail("Model::loss called before forward");
-  return softmax_cross_entropy_forward(probs_.data(), logits_ptr_, labels, B_, C());
+  return softmax_cross_entropy_forward(probs_.data(), logits_ptr_, labels, B_, C(), loss_options());
 }
 
 void Model::backward(const int32_t* labels) {
   std::fill(dlogits_.begin(), dlogits_.begin() + B_ * C(), 0.0f);
-  softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), labels, B_, C());
+  softmax_cross_entropy_backward(dlogits_.data(), probs_.data(), labels, B_, C(), loss_options());
   backward_from_logits(dlogits_.data());
 }
 

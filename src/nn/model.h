@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nn/layers.h"
 #include "nn/params.h"
 
 namespace harvit::nn {
@@ -37,8 +38,10 @@ class Model {
 
   // x (B, 1, T, M) -> logits (B, C). The pointer stays valid until the next forward.
   virtual const float* forward(const float* x, int64_t B) = 0;
-  // After forward: softmax probabilities and mean cross-entropy for labels (B).
+  // After forward: softmax probabilities and the cross-entropy for labels (B) (plain, or with
+  // label smoothing / class weights as set by set_loss_options).
   float loss(const int32_t* labels);
+  void set_loss_options(float label_smoothing, std::vector<float> class_weights);
   const float* probs() const { return probs_.data(); }
   // After loss: accumulates d(mean loss)/d(params) into params().grads().
   void backward(const int32_t* labels);
@@ -54,7 +57,9 @@ class Model {
   int64_t B_ = 0;
 
  private:
-  std::vector<float> probs_, dlogits_;
+  std::vector<float> probs_, dlogits_, class_weights_;
+  float label_smoothing_ = 0.0f;
+  LossOptions loss_options() const;
 };
 
 // Builds a model from a config (the "model" field picks the kind) with fresh parameters.

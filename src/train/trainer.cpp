@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -51,8 +52,56 @@ void install_interrupt_handler() {
 }
 
 json TrainOptions::to_json() const {
-  return {{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"weight_decay", weight_decay}, {"step_size", step_size},
-          {"gamma", gamma}, {"seed", seed}, {"optimizer", "AdamW(0.9, 0.999, eps 1e-8)"}, {"scheduler", "StepLR"}};
+  json j{{"epochs", epochs}, {"batch", batch}, {"lr", lr}, {"weight_decay", weight_decay}, {"seed", seed},
+         {"optimizer", "AdamW(0.9, 0.999, eps 1e-8)"}, {"schedule", schedule}};
+  if (schedule == "step") j["step_size"] = step_size, j["gamma"] = gamma;
+  else j["warmup_epochs"] = warmup_epochs;
+  if (label_smoothing > 0) j["label_smoothing"] = label_smoothing;
+  if (class_weights != "none") j["class_weights"] = class_weights;
+  if (aug_scale > 0) j["aug_scale"] = aug_scale;
+  if (aug_jitter > 0) j["aug_jitter"] = aug_jitter;
+  if (aug_rotate > 0) j["aug_rotate_deg"] = aug_rotate;
+  if (aug_shift > 0) j["aug_shift"] = aug_shift;
+  return j;
+}
+
+void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const TrainOptions& o, Rng& rng) {
+  const double kPi = 3.14159265358979323846;
+  std::vector<float> tmp(T * M);
+  for (int64_t b = 0; b < B; ++b) {
+    float* w = x + b * T * M;
+    if (o.aug_shift > 0) {
+      const int64_t k = static_cast<int64_t>(rng.below(2 * o.aug_shift + 1)) - o.aug_shift;
+      for (int64_t t = 0; t < T; ++t)
+        std::copy(w + t * M, w + (t + 1) * M, tmp.begin() + ((t + k + T) % T) * M);
+      std::copy(tmp.begin(), tmp.end(), w);
+    }
+    if (o.aug_rotate > 0) {
+      for (int64_t g = 0; g + 3 <= M; g += 3) {
+        // Rodrigues: rotation by angle a about the unit axis u.
+        double u[3] = {rng.normal(), rng.normal(), rng.normal()};
+        const double n = std::sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2]) + 1e-12;
+        for (double& v : u) v /= n;
+        const double a = (2.0 * rng.uniform() - 1.0) * o.aug_rotate * kPi / 180.0, c = std::cos(a), s = std::sin(a);
+        double R[3][3];
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) R[i][j] = (i == j ? c : 0.0) + (1 - c) * u[i] * u[j];
+        R[0][1] -= s * u[2], R[0][2] += s * u[1], R[1][0] += s * u[2], R[1][2] -= s * u[0], R[2][0] -= s * u[1], R[2][1] += s * u[0];
+        for (int64_t t = 0; t < T; ++t) {
+          float* v = w + t * M + g;
+          const double v0 = v[0], v1 = v[1], v2 = v[2];
+          for (int i = 0; i < 3; ++i) v[i] = static_cast<float>(R[i][0] * v0 + R[i][1] * v1 + R[i][2] * v2);
+        }
+      }
+    }
+    if (o.aug_scale > 0)
+      for (int64_t m = 0; m < M; ++m) {
+        const float f = static_cast<float>(1.0 + (2.0 * rng.uniform() - 1.0) * o.aug_scale);
+        for (int64_t t = 0; t < T; ++t) w[t * M + m] *= f;
+      }
+    if (o.aug_jitter > 0)
+      for (int64_t i = 0; i < T * M; ++i) w[i] += static_cast<float>(o.aug_jitter) * rng.normal();
+  }
 }
 
 json EpochRecord::to_json() const {
@@ -116,6 +165,20 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
   model.params().init_default(rng);
   optim::AdamW adam(model.params().count(), {opt.lr, 0.9, 0.999, 1e-8, opt.weight_decay});
   optim::StepLR sched{opt.lr, step_size, opt.gamma};
+  if (opt.schedule != "step" && opt.schedule != "cosine") fail("--schedule must be step or cosine");
+  if (opt.aug_rotate > 0 && ds.M % 3) fail("--aug-rotate needs the axes in groups of 3 (x, y, z), the data has " + std::to_string(ds.M));
+  {
+    std::vector<float> weights;
+    if (opt.class_weights == "balanced") {
+      std::vector<int64_t> n(C, 0);
+      for (int64_t i : ds.indices(data::kTrain)) n[ds.y[i]]++;
+      const double total = static_cast<double>(ds.count(data::kTrain));
+      for (int64_t c = 0; c < C; ++c) weights.push_back(n[c] ? static_cast<float>(total / (C * n[c])) : 0.0f);
+    } else if (opt.class_weights != "none") {
+      fail("--class-weights must be none or balanced");
+    }
+    model.set_loss_options(static_cast<float>(opt.label_smoothing), weights);
+  }
 
   TrainResult res;
   int start_epoch = 0;
@@ -196,7 +259,7 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
     erng.set_state(epoch_rng_state);
     std::vector<int64_t> perm = train_idx;
     for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[erng.below(i)]);
-    const double lr = sched.lr(epoch);
+    double lr = sched.lr(epoch);
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t first = epoch == start_epoch ? start_step : 0;
     if (first == 0) run_loss = 0, run_correct = 0, run_seen = 0;
@@ -211,6 +274,17 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
       }
       const int64_t B = std::min<int64_t>(opt.batch, n_train - step * opt.batch);
       gather(ds, perm.data() + step * opt.batch, B, x, y);
+      if (opt.aug_scale > 0 || opt.aug_jitter > 0 || opt.aug_rotate > 0 || opt.aug_shift > 0) {
+        // A stream per (seed, epoch, step): resume reproduces the same augmented batches.
+        Rng arng(splitmix64(opt.seed * 0x9E3779B97F4A7C15ULL ^ (uint64_t(epoch) << 32) ^ uint64_t(step)));
+        augment_windows(x.data(), B, ds.T, ds.M, opt, arng);
+      }
+      if (opt.schedule == "cosine") {
+        const double total = double(opt.epochs) * steps_per_epoch, warm = opt.warmup_epochs * steps_per_epoch;
+        const double s = double(epoch) * steps_per_epoch + step;
+        lr = s < warm ? opt.lr * (s + 1) / warm
+                      : 0.5 * opt.lr * (1.0 + std::cos(3.14159265358979323846 * (s - warm) / std::max(1.0, total - warm)));
+      }
       model.params().zero_grad();
       const float* logits = model.forward(x.data(), B);
       const float loss = model.loss(y.data());

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/rng.h"
 #include "data/dataset.h"
 #include "nn/model.h"
 
@@ -24,6 +25,16 @@ struct TrainOptions {
   std::string out_dir = "runs/vit";
   bool resume = false;
   int max_steps = 0;     // stop after this many optimizer steps in total (0 = no limit; tests)
+  // Recipe options beyond the seed's; the defaults keep the seed's recipe.
+  std::string schedule = "step";  // step (StepLR per epoch) | cosine (per step, after warm-up)
+  double warmup_epochs = 0;       // linear warm-up (cosine schedule)
+  double label_smoothing = 0;
+  std::string class_weights = "none";  // none | balanced (n / (C * n_c) over the training split)
+  // Augmentations of training windows only (0 = off).
+  double aug_scale = 0;       // multiply each axis by U(1 - s, 1 + s)
+  double aug_jitter = 0;      // add N(0, sigma^2) noise
+  double aug_rotate = 0;      // rotate each xyz triple by up to this many degrees about a random axis
+  int64_t aug_shift = 0;      // roll the window in time by up to this many samples
   std::string command;   // recorded in checkpoints and reports
   nlohmann::json to_json() const;
 };
@@ -53,6 +64,9 @@ struct Predictions {
 };
 // Forward passes over the windows of `split` in batches (no gradient).
 Predictions predict_split(nn::Model& model, const data::Dataset& ds, uint8_t split, int64_t batch = 256);
+
+// Training-only augmentations of B windows (T, M) in place, drawn from rng.
+void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const TrainOptions& opt, Rng& rng);
 
 // Set by SIGINT/SIGTERM while training; the loop saves and returns.
 void install_interrupt_handler();
