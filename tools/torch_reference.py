@@ -238,6 +238,32 @@ def cmd_bench(args):
     print(json.dumps(res))
 
 
+def cmd_bench_infer(args):
+    torch.set_num_threads(args.threads)
+    cfg = config_dict()
+    model = build(cfg).eval()
+    x = torch.randn(max(args.batch, 64), 1, cfg["T"], cfg["M"])
+    ms = []
+    with torch.no_grad():
+        for i in range(50):
+            model(x[i % 64:i % 64 + 1])
+        for i in range(args.windows):
+            t0 = time.perf_counter()
+            model(x[i % 64:i % 64 + 1])
+            ms.append((time.perf_counter() - t0) * 1e3)
+        ms.sort()
+        xb = x[:args.batch]
+        model(xb)
+        reps, t0 = 0, time.perf_counter()
+        while reps < 5 or time.perf_counter() - t0 < 2.0:
+            model(xb)
+            reps += 1
+        el = time.perf_counter() - t0
+    print(json.dumps({"impl": "pytorch", "threads": args.threads, "b1_median_ms": ms[len(ms) // 2],
+                      "b1_p99_ms": ms[min(len(ms) - 1, len(ms) * 99 // 100)], "batch": args.batch,
+                      "batch_windows_per_s": reps * args.batch / el}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -248,12 +274,18 @@ def main():
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--warmup", type=int, default=2)
+    bi = sub.add_parser("bench-infer")
+    bi.add_argument("--windows", type=int, default=1000)
+    bi.add_argument("--batch", type=int, default=256)
+    bi.add_argument("--threads", type=int, default=2)
     sub.add_parser("info")
     args = ap.parse_args()
     if args.cmd == "fixtures":
         cmd_fixtures(args)
     elif args.cmd == "bench":
         cmd_bench(args)
+    elif args.cmd == "bench-infer":
+        cmd_bench_infer(args)
     else:
         m = build(config_dict())
         print(json.dumps({"params": sum(p.numel() for p in m.parameters()),
