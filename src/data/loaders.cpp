@@ -68,6 +68,34 @@ Num parse_int(std::string_view s, int64_t& v) {
   return Num::Ok;
 }
 
+// Calls f(line_number, line) for every line of text, trimmed of blanks and '\r' (1-based numbers).
+template <typename F>
+void for_each_line(const std::string& text, F&& f) {
+  size_t p = 0;
+  int64_t line = 0;
+  while (p < text.size()) {
+    size_t e = text.find('\n', p);
+    if (e == std::string::npos) e = text.size();
+    f(++line, trim(std::string_view(text.data() + p, e - p)));
+    p = e + 1;
+  }
+}
+
+// Splits on runs of spaces/tabs into at most `max` tokens (returns the number found, which may exceed max).
+size_t split_whitespace(std::string_view s, std::string_view* out, size_t max) {
+  size_t n = 0, b = 0;
+  while (b < s.size()) {
+    while (b < s.size() && (s[b] == ' ' || s[b] == '\t')) ++b;
+    if (b >= s.size()) break;
+    size_t q = b;
+    while (q < s.size() && s[q] != ' ' && s[q] != '\t') ++q;
+    if (n < max) out[n] = s.substr(b, q - b);
+    ++n;
+    b = q;
+  }
+  return n;
+}
+
 // Splits s on `sep` into at most `max` fields (returns the number found, which may exceed max).
 size_t split_fields(std::string_view s, char sep, std::string_view* out, size_t max) {
   size_t n = 0, b = 0;
@@ -107,17 +135,10 @@ void parse_wisdm_text(const std::string& text, const std::string& source, RawDat
   };
   std::map<std::string, std::pair<int64_t, std::string>> unknown;  // activity -> (count, first position)
   std::map<int32_t, size_t> stream_of;  // user -> stream index (for this file)
-  int64_t line = 0;
-  size_t p = 0;
-  while (p < text.size()) {
-    size_t e = text.find('\n', p);
-    if (e == std::string::npos) e = text.size();
-    std::string_view ln(text.data() + p, e - p);
-    p = e + 1;
-    ++line;
-    if (trim(ln).empty()) {
+  for_each_line(text, [&](int64_t line, std::string_view ln) {
+    if (ln.empty()) {
       out.report.skip("empty line", at(source, line));
-      continue;
+      return;
     }
     // Several records may share a line; each ends with ';' (the last one may lack it).
     size_t b = 0;
@@ -168,7 +189,7 @@ void parse_wisdm_text(const std::string& text, const std::string& source, RawDat
       st.label.push_back(it->second);
       ++out.report.records;
     }
-  }
+  });
   if (!unknown.empty()) {
     std::string list;
     for (auto& [a, u] : unknown) list += "\n  '" + a + "' x " + std::to_string(u.first) + " (first at " + u.second + ")";
@@ -196,34 +217,23 @@ namespace {
 std::vector<float> read_matrix(const std::string& path, int cols, int64_t& rows) {
   const std::string text = read_text_file(path);
   std::vector<float> out;
+  std::vector<std::string_view> tok(cols + 1);
   rows = 0;
-  size_t p = 0;
-  int64_t line = 0;
-  while (p < text.size()) {
-    size_t e = text.find('\n', p);
-    if (e == std::string::npos) e = text.size();
-    std::string_view ln = trim(std::string_view(text.data() + p, e - p));
-    p = e + 1;
-    ++line;
-    if (ln.empty()) continue;
-    int c = 0;
-    size_t b = 0;
-    while (b < ln.size()) {
-      while (b < ln.size() && (ln[b] == ' ' || ln[b] == '\t')) ++b;
-      if (b >= ln.size()) break;
-      size_t q = b;
-      while (q < ln.size() && ln[q] != ' ' && ln[q] != '\t') ++q;
+  for_each_line(text, [&](int64_t line, std::string_view ln) {
+    if (ln.empty()) return;
+    const size_t c = split_whitespace(ln, tok.data(), tok.size());
+    if (c != static_cast<size_t>(cols))
+      fail(at(path, line) + ": " + (c > static_cast<size_t>(cols) ? "more than " + std::to_string(cols) : std::to_string(c)) +
+           " values, expected " + std::to_string(cols));
+    for (size_t k = 0; k < c; ++k) {
       double v;
-      Num n = parse_double(ln.substr(b, q - b), v);
-      if (n == Num::Bad) fail(at(path, line) + ": not a number: '" + std::string(ln.substr(b, q - b)) + "'");
-      if (n == Num::NonFinite) fail(at(path, line) + ": non-finite value '" + std::string(ln.substr(b, q - b)) + "'");
-      if (++c > cols) fail(at(path, line) + ": more than " + std::to_string(cols) + " values");
+      Num n = parse_double(tok[k], v);
+      if (n == Num::Bad) fail(at(path, line) + ": not a number: '" + std::string(tok[k]) + "'");
+      if (n == Num::NonFinite) fail(at(path, line) + ": non-finite value '" + std::string(tok[k]) + "'");
       out.push_back(static_cast<float>(v));
-      b = q;
     }
-    if (c != cols) fail(at(path, line) + ": " + std::to_string(c) + " values, expected " + std::to_string(cols));
     ++rows;
-  }
+  });
   if (rows == 0) fail(path + ": no data rows");
   return out;
 }
@@ -231,35 +241,20 @@ std::vector<float> read_matrix(const std::string& path, int cols, int64_t& rows)
 
 std::vector<HaptSegment> parse_hapt_labels(const std::string& text, const std::string& source) {
   std::vector<HaptSegment> segs;
-  size_t p = 0;
-  int line = 0;
-  while (p < text.size()) {
-    size_t e = text.find('\n', p);
-    if (e == std::string::npos) e = text.size();
-    std::string_view ln = trim(std::string_view(text.data() + p, e - p));
-    p = e + 1;
-    ++line;
-    if (ln.empty()) continue;
-    int64_t v[5];
-    int c = 0;
-    size_t b = 0;
-    while (b < ln.size()) {
-      while (b < ln.size() && (ln[b] == ' ' || ln[b] == '\t')) ++b;
-      if (b >= ln.size()) break;
-      size_t q = b;
-      while (q < ln.size() && ln[q] != ' ' && ln[q] != '\t') ++q;
-      if (c >= 5) fail(at(source, line) + ": more than 5 fields (expected: experiment user activity start end)");
-      if (parse_int(ln.substr(b, q - b), v[c]) != Num::Ok)
-        fail(at(source, line) + ": not an integer: '" + std::string(ln.substr(b, q - b)) + "'");
-      ++c;
-      b = q;
-    }
+  for_each_line(text, [&](int64_t line, std::string_view ln) {
+    if (ln.empty()) return;
+    std::string_view tok[5];
+    const size_t c = split_whitespace(ln, tok, 5);
+    if (c > 5) fail(at(source, line) + ": more than 5 fields (expected: experiment user activity start end)");
     if (c != 5) fail(at(source, line) + ": " + std::to_string(c) + " fields, expected 5 (experiment user activity start end)");
+    int64_t v[5];
+    for (int k = 0; k < 5; ++k)
+      if (parse_int(tok[k], v[k]) != Num::Ok) fail(at(source, line) + ": not an integer: '" + std::string(tok[k]) + "'");
     if (v[2] < 1 || v[2] > 12) fail(at(source, line) + ": activity " + std::to_string(v[2]) + " is outside 1..12");
     if (v[3] < 1 || v[4] < v[3]) fail(at(source, line) + ": segment " + std::to_string(v[3]) + ".." + std::to_string(v[4]) + " is empty or starts before 1");
     if (v[0] < 0 || v[0] > 100000 || v[1] < 0 || v[1] > 100000) fail(at(source, line) + ": experiment or user id out of range");
-    segs.push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]), v[3], v[4], line});
-  }
+    segs.push_back({static_cast<int>(v[0]), static_cast<int>(v[1]), static_cast<int>(v[2]), v[3], v[4], static_cast<int>(line)});
+  });
   if (segs.empty()) fail(source + ": no label segments");
   return segs;
 }
@@ -316,28 +311,18 @@ RawData load_hapt(const std::string& dir_in, bool transitions) {
 
 void parse_csv_text(const std::string& text, const std::string& source, const CsvOptions& opt, RawData& out) {
   if (opt.axis_cols.empty()) fail("CSV needs at least one axis column");
-  size_t p = 0;
-  int64_t line = 0;
+  // The header is the first non-empty line.
   std::vector<std::string> header;
-  auto next_line = [&](std::string_view& ln) {
-    while (p < text.size()) {
-      size_t e = text.find('\n', p);
-      if (e == std::string::npos) e = text.size();
-      ln = trim(std::string_view(text.data() + p, e - p));
-      p = e + 1;
-      ++line;
-      if (!ln.empty()) return true;
-    }
-    return false;
-  };
-  std::string_view ln;
-  if (!next_line(ln)) fail(source + ": file has no header row");
-  {
+  int64_t header_line = 0;
+  for_each_line(text, [&](int64_t line, std::string_view ln) {
+    if (header_line || ln.empty()) return;
     std::string_view f[256];
     size_t n = split_fields(ln, opt.delimiter, f, 256);
     if (n > 256) fail(at(source, line) + ": more than 256 columns");
     for (size_t i = 0; i < n; ++i) header.emplace_back(trim(f[i]));
-  }
+    header_line = line;
+  });
+  if (!header_line) fail(source + ": file has no header row");
   auto col = [&](const std::string& name, bool required) -> int {
     if (name.empty()) {
       if (required) fail(source + ": a required column was not given");
@@ -347,7 +332,7 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
       if (header[i] == name) return static_cast<int>(i);
     std::string have;
     for (auto& h : header) have += (have.empty() ? "" : ", ") + h;
-    fail(at(source, 1) + ": no column named '" + name + "' in the header (columns: " + have + ")");
+    fail(at(source, header_line) + ": no column named '" + name + "' in the header (columns: " + have + ")");
   };
   const int ci_label = col(opt.label_col, false), ci_subject = col(opt.subject_col, false), ci_time = col(opt.time_col, false);
   std::vector<int> ci_axes;
@@ -363,7 +348,8 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
   for (size_t k = 0; k < out.class_names.size(); ++k) cls[out.class_names[k]] = static_cast<int32_t>(k);
   std::map<int32_t, size_t> stream_of;
   std::vector<std::string_view> f(header.size() + 1);
-  while (next_line(ln)) {
+  for_each_line(text, [&](int64_t line, std::string_view ln) {
+    if (line <= header_line || ln.empty()) return;
     size_t n = split_fields(ln, opt.delimiter, f.data(), f.size());
     if (n != header.size())
       fail(at(source, line) + ": " + std::to_string(n) + " columns, the header has " + std::to_string(header.size()));
@@ -403,7 +389,7 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
     if (ci_time >= 0) st.time_ns.push_back(static_cast<int64_t>(std::llround(t * opt.time_scale_ns)));
     st.label.push_back(label_index);
     ++out.report.records;
-  }
+  });
   if (out.report.records == 0) fail(source + ": no data rows after the header");
 }
 
