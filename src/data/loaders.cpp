@@ -68,6 +68,24 @@ Num parse_int(std::string_view s, int64_t& v) {
   return Num::Ok;
 }
 
+// Runs fn(i) for i in [0, n) on the OpenMP pool. Exceptions cannot leave a parallel region, so
+// each is caught and the one of the lowest index is rethrown afterwards: the error a user sees
+// is the same as a sequential run would give.
+template <typename F>
+void parallel_for_ordered(int64_t n, F&& fn) {
+  std::vector<std::string> errors(n);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      fn(i);
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  }
+  for (auto& e : errors)
+    if (!e.empty()) fail(e);
+}
+
 // Calls f(line_number, line) for every line of text, trimmed of blanks and '\r' (1-based numbers).
 template <typename F>
 void for_each_line(const std::string& text, F&& f) {
@@ -200,11 +218,32 @@ void parse_wisdm_text(const std::string& text, const std::string& source, RawDat
 }
 
 RawData parse_wisdm_files(const std::vector<std::string>& files) {
+  // Files are parsed in parallel, then merged in file order (streams, counts, first examples).
+  std::vector<RawData> parts(files.size());
+  parallel_for_ordered(static_cast<int64_t>(files.size()),
+                       [&](int64_t i) { parse_wisdm_text(read_text_file(files[i]), files[i], parts[i]); });
   RawData raw;
-  for (const auto& f : files) {
-    const std::string before = raw.name;
-    parse_wisdm_text(read_text_file(f), f, raw);
-    if (!before.empty() && raw.name != before) fail(f + ": mixes WISDM releases (" + before + " and " + raw.name + ")");
+  for (size_t i = 0; i < parts.size(); ++i) {
+    RawData& p = parts[i];
+    if (p.name.empty()) continue;  // no valid record in this file
+    if (raw.name.empty()) {
+      raw.name = p.name;
+      raw.class_names = p.class_names;
+      raw.axis_names = p.axis_names;
+      raw.rate_hz = p.rate_hz;
+    } else if (p.name != raw.name) {
+      fail(files[i] + ": mixes WISDM releases (" + raw.name + " and " + p.name + ")");
+    }
+    for (auto& st : p.streams) raw.streams.push_back(std::move(st));
+  }
+  for (auto& p : parts) {
+    raw.report.records += p.report.records;
+    for (auto& [kind, n] : p.report.skipped) {
+      raw.report.skipped[kind] += n;
+      auto& ex = raw.report.examples[kind];
+      for (auto& e : p.report.examples[kind])
+        if (ex.size() < 3) ex.push_back(e);
+    }
   }
   if (raw.report.records == 0) fail((files.empty() ? std::string("WISDM input") : files[0]) + ": no valid records");
   return raw;
@@ -276,7 +315,12 @@ RawData load_hapt(const std::string& dir_in, bool transitions) {
       raw.class_names.push_back(n);
   std::map<std::pair<int, int>, std::vector<const HaptSegment*>> by_exp;
   for (const auto& s : segs) by_exp[{s.exp, s.user}].push_back(&s);
-  for (const auto& [key, list] : by_exp) {
+  // Experiments are read in parallel; streams keep the order of labels.txt's (experiment, user) keys.
+  std::vector<std::pair<std::pair<int, int>, std::vector<const HaptSegment*>>> exps(by_exp.begin(), by_exp.end());
+  raw.streams.resize(exps.size());
+  std::vector<int64_t> labelled(exps.size(), 0);
+  parallel_for_ordered(static_cast<int64_t>(exps.size()), [&](int64_t e) {
+    const auto& [key, list] = exps[e];
     char name[64];
     std::snprintf(name, sizeof name, "exp%02d_user%02d.txt", key.first, key.second);
     const std::string acc_path = dir + "/acc_" + name, gyro_path = dir + "/gyro_" + name;
@@ -300,10 +344,11 @@ RawData load_hapt(const std::string& dir_in, bool transitions) {
              " points past the end of " + acc_path + " (" + std::to_string(na) + " rows)");
       const int cls = s->activity <= 6 ? s->activity - 1 : (transitions ? s->activity - 1 : -1);
       for (int64_t i = s->start - 1; i < s->end; ++i) st.label[i] = cls;
-      if (cls >= 0) raw.report.records += s->end - s->start + 1;
+      if (cls >= 0) labelled[e] += s->end - s->start + 1;
     }
-    raw.streams.push_back(std::move(st));
-  }
+    raw.streams[e] = std::move(st);
+  });
+  for (int64_t n : labelled) raw.report.records += n;
   return raw;
 }
 
@@ -524,12 +569,12 @@ Dataset load_uci_har(const std::string& dir_in) {
     auto sv = read_matrix(base + "subject_" + part + ".txt", 1, ns);
     if (ny != ns) fail(base + "subject_" + part + ".txt: " + std::to_string(ns) + " rows but y has " + std::to_string(ny));
     std::vector<std::vector<float>> ch(9);
-    for (int c = 0; c < 9; ++c) {
+    parallel_for_ordered(9, [&](int64_t c) {
       int64_t rows = 0;
       const std::string p = base + "Inertial Signals/" + sig[c] + "_" + part + ".txt";
       ch[c] = read_matrix(p, 128, rows);
       if (rows != ny) fail(p + ": " + std::to_string(rows) + " rows but y_" + part + ".txt has " + std::to_string(ny));
-    }
+    });
     const size_t off = ds.y.size();
     ds.x.resize((off + ny) * 128 * 9);
     for (int64_t i = 0; i < ny; ++i) {
