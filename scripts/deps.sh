@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake g++ make pkg-config xz-utils
       libdnnl-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
-      python3 python3-numpy python3-torch gnuplot-nox clang libclang-rt-14-dev)
+      python3 python3-numpy python3-torch gnuplot-nox clang libclang-rt-14-dev libomp-dev)
 if [ "${1:-}" = "--bench" ]; then pkgs+=(libopenblas0-openmp); fi
 missing=()
 for p in "${pkgs[@]}"; do
