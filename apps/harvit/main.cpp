@@ -112,6 +112,18 @@ struct PrepareArgs {
 
 data::CsvOptions csv_options(const PrepareArgs& a);
 
+// The --csv-* options of prepare and predict (for predict the label column is optional and adds
+// a "true" column; the axes must be given in the model's axis order).
+void add_csv_options(CLI::App* cmd, PrepareArgs& a) {
+  cmd->add_option("--csv-subject", a.csv_subject, "csv: subject column");
+  cmd->add_option("--csv-label", a.csv_label, "csv: label column");
+  cmd->add_option("--csv-time", a.csv_time, "csv: time column");
+  cmd->add_option("--csv-time-unit", a.csv_time_unit, "csv: s | ms | us | ns")->capture_default_str();
+  cmd->add_option("--csv-axes", a.csv_axes, "csv: comma-separated axis columns");
+  cmd->add_option("--csv-rate", a.csv_rate, "csv: sampling rate in Hz")->capture_default_str();
+  cmd->add_option("--csv-delimiter", a.csv_delim, "csv: field separator")->capture_default_str();
+}
+
 int cmd_prepare(PrepareArgs& a) {
   using namespace data;
   const auto t0 = std::chrono::steady_clock::now();
@@ -303,13 +315,7 @@ int main(int argc, char** argv) {
   prep->add_option("--stride", pa.wo.stride, "window stride (samples)")->capture_default_str();
   prep->add_option("--max-gap", pa.wo.max_gap_s, "seconds; a larger time gap starts a new run (default 5 sample periods)");
   prep->add_flag("--transitions", pa.transitions, "hapt: keep the 6 postural transitions as classes");
-  prep->add_option("--csv-subject", pa.csv_subject, "csv: subject column");
-  prep->add_option("--csv-label", pa.csv_label, "csv: label column");
-  prep->add_option("--csv-time", pa.csv_time, "csv: time column");
-  prep->add_option("--csv-time-unit", pa.csv_time_unit, "csv: s | ms | us | ns")->capture_default_str();
-  prep->add_option("--csv-axes", pa.csv_axes, "csv: comma-separated axis columns");
-  prep->add_option("--csv-rate", pa.csv_rate, "csv: sampling rate in Hz")->capture_default_str();
-  prep->add_option("--csv-delimiter", pa.csv_delim, "csv: field separator")->capture_default_str();
+  add_csv_options(prep, pa);
 
   nn::VitConfig train_cfg;
   train::TrainOptions to;
@@ -369,12 +375,7 @@ int main(int argc, char** argv) {
   pc->add_option("--stride", pr.stride, "window stride in samples (default: half a window)");
   pc->add_option("--output", pr.output, "csv | jsonl")->capture_default_str();
   pc->add_option("--out", pr.out, "write here instead of standard output");
-  pc->add_option("--csv-subject", pr.csv.csv_subject, "csv: subject column");
-  pc->add_option("--csv-label", pr.csv.csv_label, "csv: label column (optional: adds a true column)");
-  pc->add_option("--csv-time", pr.csv.csv_time, "csv: time column");
-  pc->add_option("--csv-time-unit", pr.csv.csv_time_unit, "csv: s | ms | us | ns")->capture_default_str();
-  pc->add_option("--csv-axes", pr.csv.csv_axes, "csv: comma-separated axis columns, in the model's axis order");
-  pc->add_option("--csv-delimiter", pr.csv.csv_delim, "csv: field separator")->capture_default_str();
+  add_csv_options(pc, pr.csv);
 
   try {
     app.parse(argc, argv);
