@@ -105,7 +105,9 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
   const std::string sp = opt.split;
   os << "| Metric                             | Value                        |\n"
      << "|------------------------------------|------------------------------|\n";
-  row("Parameters", std::to_string(params));
+  std::string pstr = std::to_string(params);
+  for (int i = static_cast<int>(pstr.size()) - 3; i > 0; i -= 3) pstr.insert(i, ",");
+  row("Parameters", pstr);
   row("FLOPs (conv+linear multiply-adds)", fmt("%.2f M", macs_lin / 1e6));
   row("Multiply-adds incl. attention", fmt("%.2f M", (macs_lin + macs_att) / 1e6));
   if (opt.latency) {
@@ -120,10 +122,12 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
   row("F1-score (weighted)", fmt("%.4f", r.test.f1_weighted));
   row("Precision / Recall / F1 (macro)", fmt("%.4f", r.test.precision_macro) + " / " + fmt("%.4f", r.test.recall_macro) +
                                              " / " + fmt("%.4f", r.test.f1_macro));
-  os << "\nPer-class accuracy (" << sp << " split; recall of each class):\n";
+  os << "\nPer-class accuracy (" << sp << " split; the recall of each class):\n\n"
+     << "| Class                | Accuracy | Windows | Precision | F1     |\n"
+     << "|----------------------|----------|---------|-----------|--------|\n";
   for (int64_t c = 0; c < C; ++c) {
-    char b[160];
-    std::snprintf(b, sizeof b, "  %-20s %.4f  (%lld windows; precision %.4f, F1 %.4f)\n", ds.class_names[c].c_str(),
+    char b[200];
+    std::snprintf(b, sizeof b, "| %-20s | %.4f   | %7lld | %.4f    | %.4f |\n", ds.class_names[c].c_str(),
                   r.test.class_accuracy(c), (long long)r.test.per_class[c].support, r.test.per_class[c].precision,
                   r.test.per_class[c].f1);
     os << b;
