@@ -138,9 +138,50 @@ TEST(GradCheck, Attention) {
   Vec q = randn(rng, G * n * HA), k = randn(rng, G * n * HA), v = randn(rng, G * n * HA);
   Vec att(G * H * n * n), datt(G * H * n * n), gq, gk, gv;
   gradcheck("attention", {{"q", &q, &gq}, {"k", &k, &gk}, {"v", &v, &gv}},
-            [&](Vec& out) { out.assign(G * n * HA, 0); attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A); },
-            [&](const Vec& d) { attention_backward(gq.data(), gk.data(), gv.data(), datt.data(), d.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A); },
+            [&](Vec& out) { out.assign(G * n * HA, 0); attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A, HA); },
+            [&](const Vec& d) { attention_backward(gq.data(), gk.data(), gv.data(), datt.data(), d.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A, HA); },
             1e-2f, 3e-3);
+}
+
+// The fused q|k|v layout: q, k, v are column blocks of one (G*n, 3*H*A) buffer (row stride ld).
+TEST(GradCheck, AttentionFusedQkvViews) {
+  Rng rng(24);
+  const int64_t G = 2, n = 6, H = 3, A = 4, HA = H * A, ld = 3 * HA;
+  Vec qkv = randn(rng, G * n * ld), att(G * H * n * n), datt(G * H * n * n), gqkv;
+  gradcheck("attention (fused qkv)", {{"qkv", &qkv, &gqkv}},
+            [&](Vec& out) {
+              out.assign(G * n * HA, 0);
+              attention_forward(out.data(), att.data(), qkv.data(), qkv.data() + HA, qkv.data() + 2 * HA, G, n, H, A, ld);
+            },
+            [&](const Vec& d) {
+              attention_backward(gqkv.data(), gqkv.data() + HA, gqkv.data() + 2 * HA, datt.data(), d.data(), att.data(),
+                                 qkv.data(), qkv.data() + HA, qkv.data() + 2 * HA, G, n, H, A, ld);
+            },
+            1e-2f, 3e-3);
+}
+
+// accumulate = false must equal accumulating into zeros, whatever the buffer held before.
+TEST(GradCheck, OverwriteModeIgnoresOldContents) {
+  Rng rng(25);
+  const int64_t R = 6, IN = 5, OUT = 7, G = 2, n = 5;
+  Vec x = randn(rng, R * IN), w = randn(rng, OUT * IN), dout = randn(rng, R * OUT);
+  auto check = [&](const char* what, size_t size, const std::function<void(float*, bool)>& run) {
+    Vec acc(size, 0.0f), over = randn(rng, size, 100.0f);
+    run(acc.data(), true);
+    run(over.data(), false);
+    for (size_t i = 0; i < size; ++i) ASSERT_EQ(acc[i], over[i]) << what << " element " << i;
+  };
+  check("linear dinp", R * IN, [&](float* d, bool a) {
+    linear_backward(d, nullptr, nullptr, dout.data(), x.data(), w.data(), R, IN, OUT, a);
+  });
+  Vec out(R * IN), mean(R), rstd(R), g = randn(rng, IN), b = randn(rng, IN), dy = randn(rng, R * IN);
+  layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), g.data(), b.data(), R, IN, nullptr, true);
+  check("relu", R * IN, [&](float* d, bool a) { relu_backward(d, dy.data(), out.data(), R * IN, a); });
+  check("layernorm dinp", R * IN, [&](float* d, bool a) {
+    layernorm_backward(d, nullptr, nullptr, dy.data(), x.data(), mean.data(), rstd.data(), g.data(), R, IN, a);
+  });
+  Vec dcat = randn(rng, G * 3 * 2 * IN);
+  check("patch merge", G * n * IN, [&](float* d, bool a) { patch_merge_backward(d, dcat.data(), G, n, IN, a); });
 }
 
 TEST(GradCheck, PatchMergeOddAndEven) {

@@ -66,8 +66,7 @@ void conv1d_forward(float* out, float* cols, const float* x, const float* w, con
 
 void conv1d_backward(float* dx, float* dw, float* db, float* dcols, const float* dout, const float* cols,
                      const float* w, int64_t B, int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
-  if (dx) std::memset(dcols, 0, B * T * Cin * K * sizeof(float));
-  linear_backward(dx ? dcols : nullptr, dw, db, dout, cols, w, B * T, Cin * K, Cout);
+  linear_backward(dx ? dcols : nullptr, dw, db, dout, cols, w, B * T, Cin * K, Cout, false);
   if (!dx) return;
   // col2im: every (t, j) that read x[b, s, ci] returns its gradient there. Parallel over
   // (b, s) so each output element has one writer.
@@ -226,8 +225,7 @@ void Cnn::backward_from_logits(const float* dlogits) {
   const float* w = params_.values();
   float* g = params_.grads();
   const int64_t clast = cfg_.channels.back();
-  std::fill(dfeat_.begin(), dfeat_.begin() + B * clast, 0.0f);
-  linear_backward(dfeat_.data(), g + fc_w_, g + fc_b_, dlogits, feat_.data(), w + fc_w_, B, clast, cfg_.C);
+  linear_backward(dfeat_.data(), g + fc_w_, g + fc_b_, dlogits, feat_.data(), w + fc_w_, B, clast, cfg_.C, false);
   // Per layer, from the last: d(pooled) in dIn_ -> d(act) -> d(pre) -> d(input) back into dIn_.
   for (size_t ii = L; ii-- > 0;) {
     Layer& l = layers_[ii];
@@ -236,8 +234,7 @@ void Cnn::backward_from_logits(const float* dlogits) {
     std::fill(dAct_.begin(), dAct_.begin() + n, 0.0f);
     if (ii + 1 == L) avgpool_time_backward(dAct_.data(), dfeat_.data(), B, t, co);
     else maxpool2_backward(dAct_.data(), dIn_.data(), l.arg.data(), B, t, co);
-    std::fill(dPre_.begin(), dPre_.begin() + n, 0.0f);
-    relu_backward(dPre_.data(), dAct_.data(), l.act.data(), n);
+    relu_backward(dPre_.data(), dAct_.data(), l.act.data(), n, false);
     float* dx = nullptr;
     if (ii > 0) {  // the input of conv 0 is data: no gradient needed
       dx = dIn_.data();

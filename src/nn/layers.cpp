@@ -47,9 +47,9 @@ void linear_forward(float* out, const float* inp, const float* w, const float* b
 }
 
 void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                     const float* w, int64_t R, int64_t IN, int64_t OUT) {
-  // dout (R, OUT); dinp (R, IN) += dout w; dw (OUT, IN) += dout^T inp; db (OUT) += colsum(dout)
-  if (dinp) gemm('N', 'N', R, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, dinp, IN);
+                     const float* w, int64_t R, int64_t IN, int64_t OUT, bool accumulate) {
+  // dout (R, OUT); dinp (R, IN) (+)= dout w; dw (OUT, IN) += dout^T inp; db (OUT) += colsum(dout)
+  if (dinp) gemm('N', 'N', R, IN, OUT, 1.0f, dout, OUT, w, IN, accumulate ? 1.0f : 0.0f, dinp, IN);
   if (dw) gemm('T', 'N', OUT, IN, R, 1.0f, dout, OUT, inp, IN, 1.0f, dw, IN);
   if (db) colsum_accumulate(db, dout, R, OUT);
 }
@@ -85,7 +85,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 
 void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, const float* inp,
                         const float* mean, const float* rstd, const float* g, int64_t R,
-                        int64_t Dn) {
+                        int64_t Dn, bool accumulate) {
   // dout (R, Dn): gradient of LN's output. dinp (R, Dn) +=; dg, db (Dn) +=
   if (dinp) {
 #pragma omp parallel for schedule(static)
@@ -104,10 +104,12 @@ void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, co
       s1 /= static_cast<float>(Dn);
       s2 /= static_cast<float>(Dn);
       float* dx = dinp + r * Dn;
+      if (accumulate) {
 #pragma omp simd
-      for (int64_t i = 0; i < Dn; ++i) {
-        const float xh = (x[i] - m) * rs;
-        dx[i] += rs * (dy[i] * g[i] - s1 - xh * s2);
+        for (int64_t i = 0; i < Dn; ++i) dx[i] += rs * (dy[i] * g[i] - s1 - (x[i] - m) * rs * s2);
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < Dn; ++i) dx[i] = rs * (dy[i] * g[i] - s1 - (x[i] - m) * rs * s2);
       }
     }
   }
@@ -134,9 +136,14 @@ void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, co
   }
 }
 
-void relu_backward(float* dinp, const float* dout, const float* out, int64_t n) {
+void relu_backward(float* dinp, const float* dout, const float* out, int64_t n, bool accumulate) {
+  if (accumulate) {
 #pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+    for (int64_t i = 0; i < n; ++i) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+  } else {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+  }
 }
 
 // ---- attention -------------------------------------------------------------------------------
@@ -144,19 +151,20 @@ void relu_backward(float* dinp, const float* dout, const float* out, int64_t n) 
 namespace {
 // Views of the attention operands as (G, H, rows, cols) for batched_matmul.
 struct AttViews {
-  MatStrides tok, tokT, sq, sqT;
-  AttViews(int64_t n, int64_t H, int64_t A)
-      : tok{n * H * A, A, H * A, 1},     // q, k, v, z (G, n, H*A) seen as (G, H, n, A)
-        tokT{n * H * A, A, 1, H * A},    // the same, transposed: (G, H, A, n)
+  MatStrides tok, tokT, z, sq, sqT;
+  AttViews(int64_t n, int64_t H, int64_t A, int64_t ld)
+      : tok{n * ld, A, ld, 1},           // q, k, v (G, n, H*A; rows ld apart) seen as (G, H, n, A)
+        tokT{n * ld, A, 1, ld},          // the same, transposed: (G, H, A, n)
+        z{n * H * A, A, H * A, 1},       // z, dz (G, n, H*A) contiguous, seen as (G, H, n, A)
         sq{H * n * n, n * n, n, 1},      // att (G, H, n, n)
         sqT{H * n * n, n * n, 1, n} {}   // att transposed
 };
 }  // namespace
 
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
-                       int64_t G, int64_t n, int64_t H, int64_t A) {
-  // q, k, v, z (G, n, H*A); att (G, H, n, n)
-  const AttViews w(n, H, A);
+                       int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld) {
+  // q, k, v (G, n, H*A, rows ld apart); z (G, n, H*A); att (G, H, n, n)
+  const AttViews w(n, H, A, ld);
   // att = q k^T / sqrt(A)
   batched_matmul(G, H, n, n, A, 1.0f / std::sqrt(static_cast<float>(A)), q, w.tok, k, w.tokT, att, w.sq, false);
   // softmax over the key index, one row per (g, h, i)
@@ -174,17 +182,17 @@ void attention_forward(float* z, float* att, const float* q, const float* k, con
     for (int64_t j = 0; j < n; ++j) P[j] *= inv;
   }
   // z = att v, written straight into the heads-concatenated layout
-  batched_matmul(G, H, n, A, n, 1.0f, att, w.sq, v, w.tok, z, w.tok, false);
+  batched_matmul(G, H, n, A, n, 1.0f, att, w.sq, v, w.tok, z, w.z, false);
 }
 
 void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dz, const float* att,
                         const float* q, const float* k, const float* v, int64_t G, int64_t n,
-                        int64_t H, int64_t A) {
-  // dz (G, n, H*A) -> dq, dk, dv (G, n, H*A) +=
-  const AttViews w(n, H, A);
+                        int64_t H, int64_t A, int64_t ld) {
+  // dz (G, n, H*A) -> dq, dk, dv (G, n, H*A, rows ld apart) =
+  const AttViews w(n, H, A, ld);
   const float inv_sqrtA = 1.0f / std::sqrt(static_cast<float>(A));
-  batched_matmul(G, H, n, n, A, 1.0f, dz, w.tok, v, w.tokT, datt, w.sq, false);  // dP = dz v^T
-  batched_matmul(G, H, n, A, n, 1.0f, att, w.sqT, dz, w.tok, dv, w.tok, true);   // dv += P^T dz
+  batched_matmul(G, H, n, n, A, 1.0f, dz, w.z, v, w.tokT, datt, w.sq, false);  // dP = dz v^T
+  batched_matmul(G, H, n, A, n, 1.0f, att, w.sqT, dz, w.z, dv, w.tok, false);  // dv = P^T dz
   // softmax backward and the 1/sqrt(A) scale: dS = P * (dP - sum_j P dP) / sqrt(A), in place
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < G * H * n; ++r) {
@@ -194,8 +202,8 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
     for (int64_t j = 0; j < n; ++j) dot += P[j] * dP[j];
     for (int64_t j = 0; j < n; ++j) dP[j] = P[j] * (dP[j] - dot) * inv_sqrtA;
   }
-  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sq, k, w.tok, dq, w.tok, true);   // dq += dS k
-  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sqT, q, w.tok, dk, w.tok, true);  // dk += dS^T q
+  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sq, k, w.tok, dq, w.tok, false);   // dq = dS k
+  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sqT, q, w.tok, dk, w.tok, false);  // dk = dS^T q
 }
 
 // ---- patch merge -----------------------------------------------------------------------------
@@ -211,13 +219,18 @@ void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int
   }
 }
 
-void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn) {
-  // dout (G, ceil(n/2), 2*Dn) -> dinp (G, n, Dn) +=
+void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn,
+                          bool accumulate) {
+  // dout (G, ceil(n/2), 2*Dn) -> dinp (G, n, Dn) (+)=
   const int64_t n2 = (n + 1) / 2;
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < G; ++g) {
     const float* src = dout + g * n2 * 2 * Dn;
     float* dst = dinp + g * n * Dn;
+    if (!accumulate) {
+      std::memcpy(dst, src, n * Dn * sizeof(float));
+      continue;
+    }
 #pragma omp simd
     for (int64_t i = 0; i < n * Dn; ++i) dst[i] += src[i];
   }

@@ -1,8 +1,10 @@
 // Layers of the sensor ViT as forward/backward pairs over contiguous row-major float buffers.
 // Conventions (llm.c style):
 //   - every function opens with the shapes of its buffers;
-//   - backward functions ACCUMULATE (+=) into parameter gradients and input gradients, so a
-//     tensor used twice (a residual) just works; callers zero gradient buffers once per step;
+//   - backward functions ACCUMULATE (+=) into parameter gradients and, by default, into input
+//     gradients, so a tensor used twice (a residual) just works; callers zero gradient buffers
+//     once per step. Where an input gradient has a single producer, `accumulate = false`
+//     overwrites it instead, which saves zeroing and re-reading an activation-sized buffer;
 //   - an input-gradient pointer may be null when nobody needs it.
 #pragma once
 #include <cstdint>
@@ -14,8 +16,9 @@ namespace harvit::nn {
 void linear_forward(float* out, const float* inp, const float* w, const float* b, int64_t R,
                     int64_t IN, int64_t OUT);
 // dout (R, OUT) -> dinp (R, IN) += dout W, dw (OUT, IN) += dout^T inp, db (OUT) += sum_r dout
+// (accumulate = false: dinp = dout W)
 void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
-                     const float* w, int64_t R, int64_t IN, int64_t OUT);
+                     const float* w, int64_t R, int64_t IN, int64_t OUT, bool accumulate = true);
 
 // ---- LayerNorm over the last dimension (eps 1e-5), optionally fused with a residual and ReLU --
 // inp (R, Dn), g/b (Dn) -> out (R, Dn) = act(residual + LN(inp)); mean/rstd (R) kept for backward.
@@ -26,27 +29,32 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 // dout (R, Dn) is the gradient of LN's own output (apply relu_backward first when fused):
 // dinp (R, Dn) += ..., dg/db (Dn) += ...
 void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, const float* inp,
-                        const float* mean, const float* rstd, const float* g, int64_t R, int64_t Dn);
+                        const float* mean, const float* rstd, const float* g, int64_t R, int64_t Dn,
+                        bool accumulate = true);
 
 // ---- ReLU mask: dinp (n) += dout * (out > 0), where out is the ReLU's output ------------------
-void relu_backward(float* dinp, const float* dout, const float* out, int64_t n);
+void relu_backward(float* dinp, const float* dout, const float* out, int64_t n, bool accumulate = true);
 
 // ---- per-axis multi-head self-attention core: z = softmax(q k^T / sqrt(A)) v ------------------
-// q, k, v (G, n, H*A) with G = B*M groups (one per window and axis); att (G, H, n, n) keeps the
-// softmax probabilities for backward; z (G, n, H*A) with heads concatenated (as the seed's permute).
+// q, k, v (G, n, H*A) with G = B*M groups (one per window and axis), rows ld floats apart
+// (ld = H*A for separate tensors, 3*H*A for views into one fused q|k|v projection);
+// att (G, H, n, n) keeps the softmax probabilities for backward; z (G, n, H*A), contiguous, with
+// heads concatenated (as the seed's permute).
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
-                       int64_t G, int64_t n, int64_t H, int64_t A);
-// dz (G, n, H*A) -> dq, dk, dv (G, n, H*A) +=; datt (G, H, n, n) is scratch.
-// Both directions run as batched matmuls through oneDNN over strided views: no permute copies.
+                       int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld);
+// dz (G, n, H*A) -> dq, dk, dv (G, n, H*A, rows ld apart) are OVERWRITTEN (each has this single
+// producer); datt (G, H, n, n) is scratch. Both directions run as batched matmuls through oneDNN
+// over strided views: no permute copies.
 void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dz, const float* att,
                         const float* q, const float* k, const float* v, int64_t G, int64_t n,
-                        int64_t H, int64_t A);
+                        int64_t H, int64_t A, int64_t ld);
 
 // ---- patch merge: pairs of tokens concatenated along features, odd n zero-padded --------------
 // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn): out[g, j] = [inp[g, 2j], inp[g, 2j+1] or 0]
 void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn);
 // dout (G, ceil(n/2), 2*Dn) -> dinp (G, n, Dn) += (the padded token's gradient is dropped)
-void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn);
+void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn,
+                          bool accumulate = true);
 
 // ---- patch embedding (Conv2d 1->D, kernel (P,1), stride (P,1)) plus the position table -------
 // x (B, 1, T, M) -> patches (B, M, N, P) gathered for backward; out (B, M, N, D) =

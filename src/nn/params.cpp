@@ -5,17 +5,31 @@
 
 namespace harvit::nn {
 
-int64_t ParamSlab::add(const std::string& name, Shape shape, Init init, int64_t fan_in) {
+int64_t ParamSlab::add(const std::string& name, Shape shape, Init init, int64_t fan_in, int64_t at) {
   if (!values_.empty()) fail("ParamSlab::add(" + name + ") after finalize()");
   if (find(name)) fail("duplicate parameter name " + name);
   if (init == Init::Uniform && fan_in <= 0) fail("parameter " + name + " needs a fan_in");
-  ParamInfo p{name, shape, total_, harvit::numel(shape), fan_in, init};
+  ParamInfo p{name, shape, at < 0 ? total_ : at, harvit::numel(shape), fan_in, init};
+  if (at >= 0 && at + p.size > total_) fail("parameter " + name + " placed outside the slab");
   infos_.push_back(p);
-  total_ += p.size;
+  if (at < 0) total_ += p.size;
   return p.offset;
 }
 
+int64_t ParamSlab::reserve(int64_t n) {
+  if (!values_.empty()) fail("ParamSlab::reserve after finalize()");
+  const int64_t off = total_;
+  total_ += n;
+  return off;
+}
+
 void ParamSlab::finalize() {
+  // Every float of the slab belongs to exactly one tensor (reserved regions fully placed).
+  std::vector<int> owner(total_, 0);
+  for (const auto& p : infos_)
+    for (int64_t i = p.offset; i < p.offset + p.size; ++i) owner[i]++;
+  for (int64_t i = 0; i < total_; ++i)
+    if (owner[i] != 1) fail("parameter slab layout: float " + std::to_string(i) + " has " + std::to_string(owner[i]) + " owners");
   values_.assign(total_, 0.0f);
   grads_.assign(total_, 0.0f);
 }

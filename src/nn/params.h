@@ -26,8 +26,13 @@ struct ParamInfo {
 
 class ParamSlab {
  public:
-  // Registers a tensor; returns its offset. Call before finalize().
-  int64_t add(const std::string& name, Shape shape, Init init, int64_t fan_in = 0);
+  // Registers a tensor; returns its offset. Call before finalize(). Registration order is the
+  // state_dict order (checkpoints, initialisation); the slab layout is registration order too,
+  // unless `at` places the tensor inside a region taken with reserve() - so tensors that one
+  // fused kernel reads together (q|k|v weights) can sit side by side.
+  int64_t add(const std::string& name, Shape shape, Init init, int64_t fan_in = 0, int64_t at = -1);
+  // Takes n floats at the end of the slab for tensors added later with `at`; returns the offset.
+  int64_t reserve(int64_t n);
   // Allocates values and gradients (gradients zeroed, values zeroed until init).
   void finalize();
 

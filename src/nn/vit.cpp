@@ -84,12 +84,14 @@ Vit::Vit(const VitConfig& cfg) : cfg_(cfg) {
   for (int64_t l = 0; l < cfg_.L; ++l) {
     const std::string p = "msa_layer." + std::to_string(l) + ".";
     Block b{};
-    b.wq = ps.add(p + "query.weight", {HA, D}, Init::Uniform, D);
-    b.bq = ps.add(p + "query.bias", {HA}, Init::Uniform, D);
-    b.wk = ps.add(p + "key.weight", {HA, D}, Init::Uniform, D);
-    b.bk = ps.add(p + "key.bias", {HA}, Init::Uniform, D);
-    b.wv = ps.add(p + "value.weight", {HA, D}, Init::Uniform, D);
-    b.bv = ps.add(p + "value.bias", {HA}, Init::Uniform, D);
+    // q, k, v weights side by side (3*HA, D) and their biases (3*HA): one fused projection GEMM.
+    b.wqkv = ps.reserve(3 * HA * D);
+    b.bqkv = ps.reserve(3 * HA);
+    const char* qkv[3] = {"query.", "key.", "value."};
+    for (int64_t i = 0; i < 3; ++i) {
+      ps.add(p + qkv[i] + "weight", {HA, D}, Init::Uniform, D, b.wqkv + i * HA * D);
+      ps.add(p + qkv[i] + "bias", {HA}, Init::Uniform, D, b.bqkv + i * HA);
+    }
     b.wo = ps.add(p + "att_mlp.0.weight", {D, HA}, Init::Uniform, HA);
     b.bo = ps.add(p + "att_mlp.0.bias", {D}, Init::Uniform, HA);
     b.g1 = ps.add(p + "att_mlp.1.weight", {D}, Init::Ones);
@@ -127,7 +129,7 @@ void Vit::ensure_batch(int64_t B) {
   for (int64_t l = 0; l < c.L; ++l) {
     const int64_t n = c.tokens(l), n2 = c.tokens(l + 1), R = G * n, R2 = G * n2;
     auto& a = acts_[l];
-    a.q.assign(R * HA, 0.0f); a.k.assign(R * HA, 0.0f); a.v.assign(R * HA, 0.0f);
+    a.qkv.assign(R * 3 * HA, 0.0f);
     a.att.assign(G * c.H * n * n, 0.0f);
     a.z.assign(R * HA, 0.0f); a.o.assign(R * c.D, 0.0f);
     a.mean1.assign(R, 0.0f); a.rstd1.assign(R, 0.0f); a.y.assign(R * c.D, 0.0f);
@@ -141,7 +143,7 @@ void Vit::ensure_batch(int64_t B) {
   mean_h_.assign(B, 0.0f); rstd_h_.assign(B, 0.0f);
   logits_.assign(B * c.C, 0.0f);
   dr_.assign(B * c.hidden, 0.0f); da1_.assign(B * c.hidden, 0.0f);
-  dq_.assign(maxR * HA, 0.0f); dk_.assign(maxR * HA, 0.0f); dv_.assign(maxR * HA, 0.0f);
+  dqkv_.assign(maxR * 3 * HA, 0.0f);
   dz_.assign(maxR * HA, 0.0f);
   datt_.assign(acts_.empty() ? 0 : acts_[0].att.size(), 0.0f);  // block 0 has the most tokens
   dtmp_.assign(std::max(maxR * c.D, B * c.hidden), 0.0f);
@@ -162,11 +164,10 @@ const float* Vit::forward(const float* x, int64_t B) {
     const Block& p = blocks_[l];
     BlockActs& a = acts_[l];
     const int64_t n = c.tokens(l), R = G * n, R2 = G * c.tokens(l + 1);
-    // h (G,n,D) -> q,k,v (G,n,HA) -> z (G,n,HA) -> y = relu(h + LN(z Wo^T + bo)) (G,n,D)
-    linear_forward(a.q.data(), h, w + p.wq, w + p.bq, R, D, HA);
-    linear_forward(a.k.data(), h, w + p.wk, w + p.bk, R, D, HA);
-    linear_forward(a.v.data(), h, w + p.wv, w + p.bv, R, D, HA);
-    attention_forward(a.z.data(), a.att.data(), a.q.data(), a.k.data(), a.v.data(), G, n, c.H, c.A);
+    // h (G,n,D) -> q|k|v (G,n,3HA) -> z (G,n,HA) -> y = relu(h + LN(z Wo^T + bo)) (G,n,D)
+    float* qkv = a.qkv.data();
+    linear_forward(qkv, h, w + p.wqkv, w + p.bqkv, R, D, 3 * HA);
+    attention_forward(a.z.data(), a.att.data(), qkv, qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
     linear_forward(a.o.data(), a.z.data(), w + p.wo, w + p.bo, R, HA, D);
     layernorm_forward(a.y.data(), a.mean1.data(), a.rstd1.data(), a.o.data(), w + p.g1, w + p.b1, R,
                       D, h, true);
@@ -186,26 +187,22 @@ const float* Vit::forward(const float* x, int64_t B) {
   return logits_ptr_;
 }
 
-static void zero(std::vector<float>& v, int64_t n) { std::memset(v.data(), 0, n * sizeof(float)); }
-
 void Vit::backward_from_logits(const float* dlogits) {
   if (B_ == 0) fail("Vit::backward called before forward");
   const auto& c = cfg_;
   const int64_t B = B_, HA = c.H * c.A, G = B * c.M, D = c.D;
   const float* w = params_.values();
   float* gr = params_.grads();
+  // Parameter gradients accumulate; activation gradients with one producer are overwritten
+  // (accumulate = false), so no activation-sized buffer is zeroed.
   // dense tower
   const float* hL = c.L ? acts_[c.L - 1].out.data() : h0_.data();
-  zero(dr_, B * c.hidden);
-  linear_backward(dr_.data(), gr + d3w_, gr + d3b_, dlogits, r_.data(), w + d3w_, B, c.hidden, c.C);
-  zero(dtmp_, B * c.hidden);
-  relu_backward(dtmp_.data(), dr_.data(), r_.data(), B * c.hidden);
-  zero(da1_, B * c.hidden);
+  linear_backward(dr_.data(), gr + d3w_, gr + d3b_, dlogits, r_.data(), w + d3w_, B, c.hidden, c.C, false);
+  relu_backward(dtmp_.data(), dr_.data(), r_.data(), B * c.hidden, false);
   layernorm_backward(da1_.data(), gr + d1g_, gr + d1b_, dtmp_.data(), a1_.data(), mean_h_.data(),
-                     rstd_h_.data(), w + d1g_, B, c.hidden);
-  zero(dh_[c.L], B * c.F());
+                     rstd_h_.data(), w + d1g_, B, c.hidden, false);
   linear_backward(dh_[c.L].data(), gr + d0w_, gr + d0b_, da1_.data(), hL, w + d0w_, B, c.F(),
-                  c.hidden);
+                  c.hidden, false);
   for (int64_t l = c.L - 1; l >= 0; --l) {
     const Block& p = blocks_[l];
     BlockActs& a = acts_[l];
@@ -213,35 +210,25 @@ void Vit::backward_from_logits(const float* dlogits) {
     const float* h = l ? acts_[l - 1].out.data() : h0_.data();
     const float* dout = dh_[l + 1].data();
     // out = relu(LN(u)): dout -> du (into dy_ as scratch)
-    zero(dtmp_, R2 * D);
-    relu_backward(dtmp_.data(), dout, a.out.data(), R2 * D);
-    zero(dy_, R2 * D);
+    relu_backward(dtmp_.data(), dout, a.out.data(), R2 * D, false);
     layernorm_backward(dy_.data(), gr + p.g2, gr + p.b2, dtmp_.data(), a.u.data(), a.mean2.data(),
-                       a.rstd2.data(), w + p.g2, R2, D);
+                       a.rstd2.data(), w + p.g2, R2, D, false);
     // u = cat Wm^T + bm -> dcat -> dy (unpad)
-    zero(dcat_, R2 * 2 * D);
     linear_backward(dcat_.data(), gr + p.wm, gr + p.bm, dy_.data(), a.cat.data(), w + p.wm, R2,
-                    2 * D, D);
-    zero(dy_, R * D);
-    patch_merge_backward(dy_.data(), dcat_.data(), G, n, D);
-    // y = relu(h + LN(o)): dpre = dy * (y > 0) goes to the residual and through LN
-    zero(dtmp_, R * D);
-    relu_backward(dtmp_.data(), dy_.data(), a.y.data(), R * D);
+                    2 * D, D, false);
+    patch_merge_backward(dy_.data(), dcat_.data(), G, n, D, false);
+    // y = relu(h + LN(o)): dpre = dy * (y > 0) goes to the residual (dh) and through LN
     float* dh = dh_[l].data();
-    std::memcpy(dh, dtmp_.data(), R * D * sizeof(float));
-    zero(dy_, R * D);  // dy_ now holds do
-    layernorm_backward(dy_.data(), gr + p.g1, gr + p.b1, dtmp_.data(), a.o.data(), a.mean1.data(),
-                       a.rstd1.data(), w + p.g1, R, D);
-    zero(dz_, R * HA);
-    linear_backward(dz_.data(), gr + p.wo, gr + p.bo, dy_.data(), a.z.data(), w + p.wo, R, HA, D);
-    zero(dq_, R * HA);
-    zero(dk_, R * HA);
-    zero(dv_, R * HA);
-    attention_backward(dq_.data(), dk_.data(), dv_.data(), datt_.data(), dz_.data(), a.att.data(), a.q.data(),
-                       a.k.data(), a.v.data(), G, n, c.H, c.A);
-    linear_backward(dh, gr + p.wq, gr + p.bq, dq_.data(), h, w + p.wq, R, D, HA);
-    linear_backward(dh, gr + p.wk, gr + p.bk, dk_.data(), h, w + p.wk, R, D, HA);
-    linear_backward(dh, gr + p.wv, gr + p.bv, dv_.data(), h, w + p.wv, R, D, HA);
+    relu_backward(dh, dy_.data(), a.y.data(), R * D, false);
+    layernorm_backward(dy_.data(), gr + p.g1, gr + p.b1, dh, a.o.data(), a.mean1.data(),
+                       a.rstd1.data(), w + p.g1, R, D, false);  // dy_ now holds do
+    linear_backward(dz_.data(), gr + p.wo, gr + p.bo, dy_.data(), a.z.data(), w + p.wo, R, HA, D, false);
+    const float* qkv = a.qkv.data();
+    float* dqkv = dqkv_.data();
+    attention_backward(dqkv, dqkv + HA, dqkv + 2 * HA, datt_.data(), dz_.data(), a.att.data(), qkv,
+                       qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
+    // the fused projection: dh += dqkv Wqkv (the residual's share is already in dh)
+    linear_backward(dh, gr + p.wqkv, gr + p.bqkv, dqkv, h, w + p.wqkv, R, D, 3 * HA);
   }
   patch_embed_backward(gr + pe_w_, gr + pe_b_, gr + pos_, dh_[0].data(), patches_.data(), B, c.M,
                        c.N(), c.P, D);

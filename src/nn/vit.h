@@ -50,10 +50,10 @@ class Vit : public Model {
 
  private:
   struct Block {  // offsets into the slab
-    int64_t wq, bq, wk, bk, wv, bv, wo, bo, g1, b1, wm, bm, g2, b2;
+    int64_t wqkv, bqkv, wo, bo, g1, b1, wm, bm, g2, b2;  // wqkv (3*HA, D) = [query; key; value]
   };
   struct BlockActs {
-    std::vector<float> q, k, v, att, z, o, mean1, rstd1, y, cat, u, mean2, rstd2, out;
+    std::vector<float> qkv, att, z, o, mean1, rstd1, y, cat, u, mean2, rstd2, out;
   };
   void ensure_batch(int64_t B);
 
@@ -65,7 +65,7 @@ class Vit : public Model {
   std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_;
   std::vector<BlockActs> acts_;
   // gradient scratch (activation gradients)
-  std::vector<float> dr_, da1_, dq_, dk_, dv_, dz_, datt_, dtmp_, dcat_, dy_;
+  std::vector<float> dr_, da1_, dqkv_, dz_, datt_, dtmp_, dcat_, dy_;
   std::vector<std::vector<float>> dh_;  // dh_[l]: gradient of block l's input (l = 0..L)
 };
 

@@ -205,11 +205,17 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
     auto of = SafetensorsFile::load(optim_path);
     if (of.metadata().at("optimizer_steps") != st.at("optimizer_steps").dump())
       fail(optim_path + ": does not belong to " + last_path + " (optimizer step counts differ)");
-    auto m = of.floats("adamw.exp_avg"), v = of.floats("adamw.exp_avg_sq");
-    if ((int64_t)m.size() != model.params().count() || (int64_t)v.size() != model.params().count())
-      fail(optim_path + ": optimizer state has the wrong size");
-    adam.m() = m;
-    adam.v() = v;
+    // AdamW moments per parameter, named like the parameters (independent of the slab layout)
+    for (const auto& p : model.params().infos()) {
+      for (auto [prefix, dst] : {std::pair<const char*, std::vector<float>*>{"exp_avg.", &adam.m()},
+                                 {"exp_avg_sq.", &adam.v()}}) {
+        const std::string name = prefix + p.name;
+        if (!of.has(name)) fail(optim_path + ": has no optimizer state \"" + name + "\" (written by an older harvit?)");
+        auto t = of.floats(name);
+        if ((int64_t)t.size() != p.size) fail(optim_path + ": optimizer state \"" + name + "\" has the wrong size");
+        std::copy(t.begin(), t.end(), dst->begin() + p.offset);
+      }
+    }
     adam.set_steps(st.at("optimizer_steps"));
     start_epoch = st.at("epoch");
     start_step = st.at("step");
@@ -225,8 +231,10 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
 
   auto save_last = [&](int epoch, int64_t step) {
     SafetensorsWriter w;
-    w.add_f32("adamw.exp_avg", {model.params().count()}, adam.m().data());
-    w.add_f32("adamw.exp_avg_sq", {model.params().count()}, adam.v().data());
+    for (const auto& p : model.params().infos()) {
+      w.add_f32("exp_avg." + p.name, p.shape, adam.m().data() + p.offset);
+      w.add_f32("exp_avg_sq." + p.name, p.shape, adam.v().data() + p.offset);
+    }
     w.set_metadata("optimizer_steps", std::to_string(adam.steps()));
     w.write(optim_path);
     json hist = json::array();
