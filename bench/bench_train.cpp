@@ -1,13 +1,12 @@
-// Training throughput of the seed ViT (forward + backward + AdamW), windows per second.
-// Prints one JSON line; bench/compare_torch runs it beside the PyTorch reference.
+// Training throughput of the seed ViT (forward + backward + AdamW), windows per second, and the
+// process's peak resident memory. Prints one JSON line; bench/compare_torch runs it beside the
+// PyTorch reference.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <vector>
 
+#include "bench_common.h"
 #include "core/gemm.h"
-#include "core/rng.h"
-#include "nn/vit.h"
 #include "optim/adamw.h"
 
 using namespace harvit;
@@ -23,20 +22,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
 
-  nn::VitConfig cfg;
-  nn::Vit model(cfg);
-  Rng rng(1);
-  model.params().init_default(rng);
-  std::vector<float> x(batch * cfg.T * cfg.M);
-  std::vector<int32_t> y(batch);
-  for (auto& v : x) v = rng.normal();
-  for (auto& v : y) v = static_cast<int32_t>(rng.below(cfg.C));
+  bench::SeedModel s(batch);
+  auto& model = s.model;
   optim::AdamW opt(model.params().count(), optim::AdamWConfig{});
   auto step = [&] {
     model.params().zero_grad();
-    model.forward(x.data(), batch);
-    model.loss(y.data());
-    model.backward(y.data());
+    model.forward(s.x.data(), batch);
+    model.loss(s.y.data());
+    model.backward(s.y.data());
     opt.step(model.params().values(), model.params().grads(), 5e-4);
   };
   for (int i = 0; i < warmup; ++i) step();
@@ -44,7 +37,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < steps; ++i) step();
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("{\"impl\": \"harvit\", \"threads\": %d, \"batch\": %lld, \"steps\": %d, \"seconds\": %.4f, "
-              "\"windows_per_s\": %.2f}\n",
-              num_threads(), (long long)batch, steps, dt, batch * steps / dt);
+              "\"windows_per_s\": %.2f, \"peak_rss_mib\": %.1f}\n",
+              num_threads(), (long long)batch, steps, dt, batch * steps / dt, bench::peak_rss_mib());
   return 0;
 }

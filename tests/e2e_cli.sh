@@ -23,6 +23,11 @@ $H eval --model "$W/run/best.safetensors" --data "$W/d.bin" --latency-windows 10
 grep -q "Test accuracy" "$W/eval.log" || fail "eval table"
 for f in report.md eval.json confusion_matrix.png curves.png; do [ -s "$W/run/$f" ] || fail "missing $f"; done
 head -c 8 "$W/run/curves.png" | od -An -c | grep -q "P   N   G" || fail "curves.png is not a PNG"
+# int8 inference: the table states the precision and the fp32 accuracy beside it
+$H eval --model "$W/run/best.safetensors" --data "$W/d.bin" --precision int8 --latency-windows 50 --out "$W/int8" > "$W/eval8.log"
+grep -q "Precision of the arithmetic *| int8" "$W/eval8.log" || fail "int8 eval table"
+grep -q "labels equal to fp32's" "$W/eval8.log" || fail "int8 eval: no comparison with fp32"
+grep -q '"precision": "int8"' "$W/int8/eval.json" || fail "int8 eval.json"
 
 # predict: a CSV recording of two subjects, 300 and 200 samples -> (300-128)/64+1 + (200-128)/64+1 = 3 + 2 windows.
 { echo "user,t,ax,ay,az,act"
@@ -35,6 +40,8 @@ grep -q "accuracy on the 5 labelled windows" "$W/pred.log" || fail "predict summ
 head -1 "$W/pred.csv" | grep -q "p_Walking" || fail "predict header"
 $H predict --model "$W/run/best.safetensors" --input "$W/rec.csv" --csv-axes ax,ay,az --output jsonl 2>/dev/null | head -1 \
   | grep -q '"predicted"' || fail "predict jsonl"
+$H predict --model "$W/run/best.safetensors" --input "$W/rec.csv" --csv-axes ax,ay,az --precision int8 2>/dev/null \
+  | wc -l | grep -qx 7 || fail "predict --precision int8"  # one stream: (500-128)/64+1 = 6 windows + header
 
 # Bad input: non-zero exit, the file named, nothing written.
 if $H prepare --dataset wisdm --data "$W/nope.txt" --out "$W/x.bin" 2> "$W/err.log"; then fail "missing file accepted"; fi

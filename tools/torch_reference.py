@@ -13,6 +13,7 @@ implements identically (src/core/rng.cpp), so fixtures need not store 4.4 M init
 """
 import argparse
 import json
+import resource
 import math
 import os
 import sys
@@ -234,7 +235,8 @@ def cmd_bench(args):
         step()
     dt = time.perf_counter() - t0
     res = {"impl": "pytorch", "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
-           "steps": args.steps, "seconds": dt, "windows_per_s": args.batch * args.steps / dt}
+           "steps": args.steps, "seconds": dt, "windows_per_s": args.batch * args.steps / dt,
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     print(json.dumps(res))
 
 

@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "data/loaders.h"
 #include "deploy/predictor.h"
+#include "deploy/quantize.h"
 #include "nn/checkpoint.h"
 #include "nn/cnn.h"
 #include "nn/vit.h"
@@ -173,7 +174,7 @@ int cmd_train(const std::string& data_path, const nlohmann::json& model_cfg, tra
 }
 
 struct PredictArgs {
-  std::string model, input, format = "auto", output = "csv", out;
+  std::string model, input, format = "auto", output = "csv", out, precision = "fp32";
   int64_t stride = 0;
   PrepareArgs csv;  // the --csv-* options
 };
@@ -194,7 +195,7 @@ data::CsvOptions csv_options(const PrepareArgs& a) {
 }
 
 int cmd_predict(const PredictArgs& a) {
-  deploy::Predictor pred(a.model);
+  deploy::Predictor pred(a.model, a.precision);
   std::string fmt = a.format;
   if (fmt == "auto") {
     namespace fs = std::filesystem;
@@ -366,6 +367,9 @@ int main(int argc, char** argv) {
   ev->add_option("--latency-windows", eo.latency_windows, "batch-1 forwards timed")->capture_default_str();
   ev->add_flag("--no-latency", no_latency, "skip the timing");
   ev->add_option("--threads", ev_threads, "threads (default: all cores)");
+  ev->add_option("--precision", eo.precision, "fp32 | int8 (int8 also reports the fp32 accuracy)")
+      ->check(CLI::IsMember({"fp32", "int8"}))
+      ->capture_default_str();
 
   PredictArgs pr;
   auto* pc = app.add_subcommand("predict", "label the windows of a raw recording with a checkpoint");
@@ -374,6 +378,7 @@ int main(int argc, char** argv) {
   pc->add_option("--format", pr.format, "auto | wisdm | hapt | csv")->capture_default_str();
   pc->add_option("--stride", pr.stride, "window stride in samples (default: half a window)");
   pc->add_option("--output", pr.output, "csv | jsonl")->capture_default_str();
+  pc->add_option("--precision", pr.precision, "fp32 | int8")->check(CLI::IsMember({"fp32", "int8"}))->capture_default_str();
   pc->add_option("--out", pr.out, "write here instead of standard output");
   add_csv_options(pc, pr.csv);
 
@@ -416,6 +421,8 @@ int main(int argc, char** argv) {
     if (*ev) {
       set_num_threads(ev_threads);
       eo.latency = !no_latency;
+      if (eo.precision != "fp32")
+        eo.convert = [p = eo.precision](const nn::Model& m) { return deploy::convert_precision(m, p); };
       return cmd_eval(ev_model, ev_data, eo, ev_out, command);
     }
   } catch (const std::exception& e) {

@@ -4,12 +4,14 @@
 #include <map>
 
 #include "data/dataset.h"
+#include "deploy/quantize.h"
 
 namespace harvit::deploy {
 
-Predictor::Predictor(const std::string& checkpoint) {
+Predictor::Predictor(const std::string& checkpoint, const std::string& precision) {
   auto ck = nn::load_checkpoint(checkpoint);
   model_ = std::move(ck.model);
+  if (auto q = convert_precision(*model_, precision)) model_ = std::move(q);
   classes_ = ck.meta.class_names;
   if (classes_.empty())
     for (int64_t c = 0; c < model_->C(); ++c) classes_.push_back("class" + std::to_string(c));

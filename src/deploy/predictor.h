@@ -22,7 +22,8 @@ struct WindowPrediction {
 
 class Predictor {
  public:
-  explicit Predictor(const std::string& checkpoint);
+  // precision: "fp32" or "int8" (deploy/quantize.h)
+  explicit Predictor(const std::string& checkpoint, const std::string& precision = "fp32");
   const std::vector<std::string>& class_names() const { return classes_; }
   int64_t window() const { return model_->T(); }
   int64_t axes() const { return model_->M(); }

@@ -63,7 +63,9 @@ static std::string fmt(const char* f, double v) {
 
 EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt) {
   auto ck = nn::load_checkpoint(ckpt_path);
-  nn::Model& model = *ck.model;
+  std::unique_ptr<nn::Model> converted;
+  if (opt.convert) converted = opt.convert(*ck.model);
+  nn::Model& model = converted ? *converted : *ck.model;
   if (model.T() != ds.T || model.M() != ds.M)
     fail(ckpt_path + ": model expects windows of " + std::to_string(model.T()) + " x " + std::to_string(model.M()) +
          ", the data has " + std::to_string(ds.T) + " x " + std::to_string(ds.M));
@@ -79,8 +81,21 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
   auto pt = predict_split(model, ds, split);
   const int64_t C = model.C();
   r.test = compute_metrics(pt.truth, pt.pred, C);
-  auto pv = predict_split(model, ds, data::kVal);
-  r.val = compute_metrics(pv.truth, pv.pred, C);
+  if (split == data::kVal) {
+    r.val = r.test;
+  } else {
+    auto pv = predict_split(model, ds, data::kVal);
+    r.val = compute_metrics(pv.truth, pv.pred, C);
+  }
+  json reduced;  // reduced precision: the fp32 model on the same split, and agreement
+  if (converted) {
+    auto pf = predict_split(*ck.model, ds, split);
+    const Metrics mf = compute_metrics(pf.truth, pf.pred, C);
+    int64_t same = 0;
+    for (size_t i = 0; i < pf.pred.size(); ++i) same += pf.pred[i] == pt.pred[i];
+    reduced = {{"fp32_accuracy", mf.accuracy}, {"fp32_f1_macro", mf.f1_macro},
+               {"agreement_with_fp32", pf.pred.empty() ? 1.0 : double(same) / pf.pred.size()}};
+  }
   const auto summary = model.summary();
   int64_t params = 0, macs_lin = 0, macs_att = 0;
   for (auto& s : summary) params += s.params, macs_lin += s.macs_linear, macs_att += s.macs_attention;
@@ -95,7 +110,8 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
              {"params", params}, {"macs_linear", macs_lin}, {"macs_attention", macs_att},
              {"latency", lat}, {"val_accuracy", r.val.accuracy}, {"test", r.test.to_json(ds.class_names)},
              {"val", r.val.to_json(ds.class_names)}, {"split_info", ds.info.value("split", json())},
-             {"checkpoint_epoch", ck.meta.extra.value("epoch", -1)}};
+             {"checkpoint_epoch", ck.meta.extra.value("epoch", -1)}, {"precision", opt.precision}};
+  if (!reduced.is_null()) r.table["reduced_precision"] = reduced;
   std::ostringstream os;
   auto row = [&](const std::string& k, const std::string& v) {
     char b[256];
@@ -115,8 +131,13 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
     row("Inference time, batch 1 (p99)", fmt("%.3f ms", L.b1_p99_ms));
     row("Throughput, batch 256", fmt("%.0f windows/s", L.batch_windows_per_s));
   }
+  row("Precision of the arithmetic", opt.precision);
   row("Val accuracy", fmt("%.4f", r.val.accuracy));
   row(sp == "test" ? "Test accuracy" : sp + " accuracy", fmt("%.4f", r.test.accuracy));
+  if (!reduced.is_null()) {
+    row("  same model in fp32", fmt("%.4f", reduced["fp32_accuracy"].get<double>()));
+    row("  labels equal to fp32's", fmt("%.2f %%", 100 * reduced["agreement_with_fp32"].get<double>()));
+  }
   row("Precision (weighted)", fmt("%.4f", r.test.precision_weighted));
   row("Recall (weighted)", fmt("%.4f", r.test.recall_weighted));
   row("F1-score (weighted)", fmt("%.4f", r.test.f1_weighted));

@@ -1,6 +1,8 @@
 // The seed's result table (params, FLOPs, latency, accuracy, precision/recall/F1, per-class
 // accuracy, confusion matrix), its JSON, the PNG pictures (via gnuplot) and report.md.
 #pragma once
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,11 @@ struct EvalOptions {
   std::string split = "test";
   int64_t latency_windows = 1000;
   bool latency = true;
+  // Reduced-precision evaluation: `convert` builds the model to evaluate from the fp32 one
+  // (the CLI passes deploy::convert_precision; src/train does not depend on src/deploy).
+  // The table then also reports the fp32 model's accuracy and how often both agree.
+  std::string precision = "fp32";
+  std::function<std::unique_ptr<nn::Model>(const nn::Model&)> convert;
 };
 
 struct EvalResult {
