@@ -12,6 +12,7 @@ namespace harvit::deploy {
 
 namespace {
 constexpr int kWeightMax = 63;  // 7-bit weights: no int16 saturation in non-VNNI u8 x s8 kernels
+constexpr int64_t kMinParallel = 1 << 15;  // smaller loops stay on the calling thread
 }
 
 Int8Linear::Int8Linear(const float* w, const float* b, int64_t IN, int64_t OUT)
@@ -38,11 +39,11 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
   }
   // Is the whole input non-negative? Then u8 covers [0, max] with all 256 levels.
   bool nonneg = true;
-#pragma omp parallel for reduction(&& : nonneg) schedule(static)
+#pragma omp parallel for reduction(&& : nonneg) schedule(static) if(R * IN >= kMinParallel)
   for (int64_t i = 0; i < R * IN; ++i) nonneg = nonneg && inp[i] >= 0.0f;
   const uint8_t zp = nonneg ? 0 : 128;
   const float levels = nonneg ? 255.0f : 127.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * IN >= kMinParallel)
   for (int64_t r = 0; r < R; ++r) {
     const float* x = inp + r * IN;
     float mx = 0.0f;
@@ -58,7 +59,7 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
   const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8_.data(), IN, zp, w8_.data(), IN, 0,
                                              0.0f, acc_.data(), OUT, &co);
   if (st != dnnl_success) fail("oneDNN int8 GEMM failed (status " + std::to_string(static_cast<int>(st)) + ")");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * OUT >= kMinParallel)
   for (int64_t r = 0; r < R; ++r) {
     const int32_t* a = acc_.data() + r * OUT;
     float* o = out + r * OUT;

@@ -16,13 +16,16 @@ namespace harvit::nn {
 namespace {
 constexpr float kLnEps = 1e-5f;
 constexpr int64_t kColBlock = 16;  // 64-byte column chunks for column-parallel reductions
+// Loops over fewer elements run on the calling thread: waking the pool costs more than they do
+// (batch-1 inference: 96 token rows of 256).
+constexpr int64_t kMinParallel = 1 << 15;
 
 }  // namespace
 
 void colsum_accumulate(float* out, const float* X, int64_t R, int64_t Cn) {
   // Column chunks in parallel, rows in order: deterministic whatever the thread count.
   const int64_t nblk = (Cn + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * Cn >= kMinParallel)
   for (int64_t blk = 0; blk < nblk; ++blk) {
     const int64_t c0 = blk * kColBlock, c1 = std::min(Cn, c0 + kColBlock);
     float acc[kColBlock] = {};
@@ -40,7 +43,7 @@ void linear_forward(float* out, const float* inp, const float* w, const float* b
                     int64_t IN, int64_t OUT) {
   // inp (R, IN), w (OUT, IN), b (OUT) -> out (R, OUT)
   if (b) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * OUT >= kMinParallel)
     for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * OUT, b, OUT * sizeof(float));
   }
   gemm('N', 'T', R, OUT, IN, 1.0f, inp, IN, w, IN, b ? 1.0f : 0.0f, out, OUT);
@@ -59,7 +62,7 @@ void linear_backward(float* dinp, float* dw, float* db, const float* dout, const
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* g,
                        const float* b, int64_t R, int64_t Dn, const float* residual, bool relu) {
   // inp (R, Dn) -> out (R, Dn) = act(residual + LN(inp)); mean, rstd (R)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * Dn >= kMinParallel)
   for (int64_t r = 0; r < R; ++r) {
     const float* x = inp + r * Dn;
     float s = 0.0f;
@@ -88,7 +91,7 @@ void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, co
                         int64_t Dn, bool accumulate) {
   // dout (R, Dn): gradient of LN's output. dinp (R, Dn) +=; dg, db (Dn) +=
   if (dinp) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * Dn >= kMinParallel)
     for (int64_t r = 0; r < R; ++r) {
       const float* x = inp + r * Dn;
       const float* dy = dout + r * Dn;
@@ -115,7 +118,7 @@ void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, co
   }
   if (dg || db) {
     const int64_t nblk = (Dn + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * Dn >= kMinParallel)
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const int64_t c0 = blk * kColBlock, c1 = std::min(Dn, c0 + kColBlock);
       float ag[kColBlock] = {}, ab[kColBlock] = {};
@@ -138,10 +141,10 @@ void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, co
 
 void relu_backward(float* dinp, const float* dout, const float* out, int64_t n, bool accumulate) {
   if (accumulate) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(n >= kMinParallel)
     for (int64_t i = 0; i < n; ++i) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
   } else {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(n >= kMinParallel)
     for (int64_t i = 0; i < n; ++i) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
   }
 }
@@ -168,7 +171,7 @@ void attention_forward(float* z, float* att, const float* q, const float* k, con
   // att = q k^T / sqrt(A)
   batched_matmul(G, H, n, n, A, 1.0f / std::sqrt(static_cast<float>(A)), q, w.tok, k, w.tokT, att, w.sq, false);
   // softmax over the key index, one row per (g, h, i)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(G * H * n * n >= kMinParallel)
   for (int64_t r = 0; r < G * H * n; ++r) {
     float* P = att + r * n;
     float mx = P[0];
@@ -194,7 +197,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
   batched_matmul(G, H, n, n, A, 1.0f, dz, w.z, v, w.tokT, datt, w.sq, false);  // dP = dz v^T
   batched_matmul(G, H, n, A, n, 1.0f, att, w.sqT, dz, w.z, dv, w.tok, false);  // dv = P^T dz
   // softmax backward and the 1/sqrt(A) scale: dS = P * (dP - sum_j P dP) / sqrt(A), in place
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(G * H * n * n >= kMinParallel)
   for (int64_t r = 0; r < G * H * n; ++r) {
     const float* P = att + r * n;
     float* dP = datt + r * n;
@@ -212,7 +215,7 @@ void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int
   // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn). Token pairs are adjacent in memory, so each
   // output row is one contiguous copy; only the odd tail gets zeros.
   const int64_t n2 = (n + 1) / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(G * n * Dn >= kMinParallel)
   for (int64_t g = 0; g < G; ++g) {
     std::memcpy(out + g * n2 * 2 * Dn, inp + g * n * Dn, n * Dn * sizeof(float));
     if (n % 2) std::memset(out + (g * n2 * 2 + n) * Dn, 0, Dn * sizeof(float));
@@ -223,7 +226,7 @@ void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, 
                           bool accumulate) {
   // dout (G, ceil(n/2), 2*Dn) -> dinp (G, n, Dn) (+)=
   const int64_t n2 = (n + 1) / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(G * n * Dn >= kMinParallel)
   for (int64_t g = 0; g < G; ++g) {
     const float* src = dout + g * n2 * 2 * Dn;
     float* dst = dinp + g * n * Dn;
@@ -242,7 +245,7 @@ void patch_embed_forward(float* out, float* patches, const float* x, const float
                          const float* pos, int64_t B, int64_t T, int64_t M, int64_t P, int64_t D) {
   // x (B, 1, T, M) -> patches (B, M, N, P) -> out (B, M, N, D)
   const int64_t N = T / P;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if(B * M * T >= kMinParallel)
   for (int64_t bb = 0; bb < B; ++bb)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t nn = 0; nn < N; ++nn)
@@ -250,7 +253,7 @@ void patch_embed_forward(float* out, float* patches, const float* x, const float
           patches[((bb * M + m) * N + nn) * P + p] = x[(bb * T + nn * P + p) * M + m];
   const int64_t R = B * M * N;
   gemm('N', 'T', R, D, P, 1.0f, patches, P, w, P, 0.0f, out, D);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(R * D >= kMinParallel)
   for (int64_t r = 0; r < R; ++r) {
     const float* pr = pos + (r % (M * N)) * D;
     float* o = out + r * D;
@@ -266,7 +269,7 @@ void patch_embed_backward(float* dw, float* db, float* dpos, const float* dout,
   gemm('T', 'N', D, P, R, 1.0f, dout, D, patches, P, 1.0f, dw, P);
   colsum_accumulate(db, dout, R, D);
   // dpos[mn] += sum over the batch, rows in batch order (deterministic)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(B * M * N * D >= kMinParallel)
   for (int64_t mn = 0; mn < M * N; ++mn) {
     float* dp = dpos + mn * D;
     for (int64_t bb = 0; bb < B; ++bb) {
