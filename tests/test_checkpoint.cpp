@@ -188,5 +188,17 @@ TEST_F(CheckpointTest, OffsetsInconsistentWithShape) {
 
 TEST_F(CheckpointTest, UnwritableDestination) {
   nn::Vit m(small_cfg());
-  EXPECT_THROW(nn::save_checkpoint(path("no/such/dir/x.safetensors"), m), std::runtime_error);
+  { std::ofstream(path("a_file")) << "x"; }  // a folder cannot be made where a file is
+  try {
+    nn::save_checkpoint(path("a_file/x.safetensors"), m);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("a_file/x.safetensors"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CheckpointTest, MissingFoldersAreCreated) {
+  nn::Vit m(small_cfg());
+  nn::save_checkpoint(path("new/sub/x.safetensors"), m);
+  EXPECT_NO_THROW(nn::load_checkpoint(path("new/sub/x.safetensors")));
 }

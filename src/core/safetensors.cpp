@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -181,6 +182,9 @@ void SafetensorsWriter::write(const std::string& path) const {
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;  // a missing folder is created; failing that, open() below names the problem
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) fail(path + ": cannot create temporary file " + tmp + " (" + std::strerror(errno) + ")");
   size_t done = 0;
