@@ -23,6 +23,9 @@ $H eval --model "$W/run/best.safetensors" --data "$W/d.bin" --latency-windows 10
 grep -q "Test accuracy" "$W/eval.log" || fail "eval table"
 for f in report.md eval.json confusion_matrix.png curves.png; do [ -s "$W/run/$f" ] || fail "missing $f"; done
 head -c 8 "$W/run/curves.png" | od -An -c | grep -q "P   N   G" || fail "curves.png is not a PNG"
+for f in curves.png confusion_matrix.png; do  # decoded: CRCs, inflated size, not blank
+  python3 "$(dirname "$0")/png_check.py" "$W/run/$f" 400 300 || fail "$f does not decode"
+done
 # int8 inference: the table states the precision and the fp32 accuracy beside it
 $H eval --model "$W/run/best.safetensors" --data "$W/d.bin" --precision int8 --latency-windows 50 --out "$W/int8" > "$W/eval8.log"
 grep -q "Precision of the arithmetic *| int8" "$W/eval8.log" || fail "int8 eval table"
