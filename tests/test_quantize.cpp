@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "core/rng.h"
@@ -17,9 +18,8 @@ namespace {
 
 // |int8 - fp32| per output, bounded by the rounding of both operands: each product x_i w_i is
 // off by at most |x_i| ds_w/2 + |w_i| ds_x/2 + ds_x ds_w / 4 (ds = one quantisation step).
-void check_linear(bool nonneg, uint64_t seed) {
+void check_linear(bool nonneg, uint64_t seed, int64_t R, int64_t IN, int64_t OUT) {
   Rng rng(seed);
-  const int64_t R = 37, IN = 96, OUT = 50;
   std::vector<float> x(R * IN), w(OUT * IN), b(OUT), want(R * OUT), got(R * OUT);
   for (auto& v : x) v = nonneg ? std::fabs(rng.normal()) : rng.normal();
   for (auto& v : w) v = 0.1f * rng.normal();
@@ -47,8 +47,13 @@ void check_linear(bool nonneg, uint64_t seed) {
 }  // namespace
 
 TEST(Int8, LinearWithinTheQuantisationBound) {
-  check_linear(true, 1);
-  check_linear(false, 2);
+  // Row counts and widths that leave tails in every tile dimension of the AVX2 kernel
+  // (4 rows x 16 outputs, inputs in groups of 4), and a batch-1-like shape.
+  for (auto [R, IN, OUT] : {std::tuple<int64_t, int64_t, int64_t>{37, 96, 50}, {5, 97, 13}, {7, 33, 20}, {3, 256, 768}, {1, 3072, 1024}, {96, 64, 24}}) {  // the last: oneDNN's GEMM (over 16 rows)
+    check_linear(true, 1, R, IN, OUT);
+    check_linear(false, 2, R, IN, OUT);
+  }
+  std::printf("int8 kernel for 1 row: %s\n", deploy::Int8Linear::use_own_kernel(1) ? "harvit AVX2" : "oneDNN u8s8s32");
 }
 
 TEST(Int8, VitLogitsCloseToFp32) {

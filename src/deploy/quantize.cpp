@@ -4,6 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #include "core/tensor.h"
 #include "nn/layers.h"
@@ -13,10 +20,19 @@ namespace harvit::deploy {
 namespace {
 constexpr int kWeightMax = 63;  // 7-bit weights: no int16 saturation in non-VNNI u8 x s8 kernels
 constexpr int64_t kMinParallel = 1 << 15;  // smaller loops stay on the calling thread
+// Up to this many rows harvit's kernel (weights packed once) runs; above, oneDNN's GEMM, whose
+// per-call packing is amortised and whose inner kernel is faster (measured at 1 thread, quiet:
+// 1 x 3072 -> 1024, the batch-1 dense layer: 68 vs 185 us; 96 x 256 -> 768: 319 vs 267 us;
+// 48 x 512 -> 256: 112 vs 93 us).
+constexpr int64_t kOwnKernelMaxRows = 16;
 }
 
 Int8Linear::Int8Linear(const float* w, const float* b, int64_t IN, int64_t OUT)
-    : IN_(IN), OUT_(OUT), w8_(IN * OUT), wscale_(OUT), bias_(b, b + OUT) {
+    : IN_(IN), OUT_(OUT), INp_((IN + 3) / 4 * 4), OUTp_((OUT + 7) / 8 * 8), w8_(IN * OUT) {
+  wscale_.assign(OUTp_, 0.0f);
+  bias_.assign(OUTp_, 0.0f);
+  wsum_.assign(OUTp_, 0);
+  std::copy(b, b + OUT, bias_.begin());
   for (int64_t o = 0; o < OUT; ++o) {
     const float* row = w + o * IN;
     float mx = 0.0f;
@@ -26,16 +42,97 @@ Int8Linear::Int8Linear(const float* w, const float* b, int64_t IN, int64_t OUT)
     for (int64_t i = 0; i < IN; ++i) {
       const float q = std::nearbyint(row[i] / s);
       w8_[o * IN + i] = static_cast<int8_t>(std::clamp(q, -float(kWeightMax), float(kWeightMax)));
+      wsum_[o] += w8_[o * IN + i];
+    }
+  }
+  // Packed: for output block ob and input group kg, 32 bytes = 8 outputs x 4 consecutive inputs.
+  wpack_.assign(OUTp_ * INp_, 0);
+  for (int64_t o = 0; o < OUT; ++o)
+    for (int64_t i = 0; i < IN; ++i)
+      wpack_[((o / 8) * (INp_ / 4) + i / 4) * 32 + (o % 8) * 4 + i % 4] = w8_[o * IN + i];
+}
+
+namespace {
+// HARVIT_INT8_KERNEL=harvit|onednn|auto (default auto) - for benchmarking the two.
+int kernel_choice() {
+  static const int choice = [] {
+    const char* e = std::getenv("HARVIT_INT8_KERNEL");
+    const std::string v = e ? e : "auto";
+    if (v == "harvit") return 1;
+    if (v == "onednn") return 2;
+    if (v != "auto") fail("HARVIT_INT8_KERNEL must be harvit, onednn or auto, not " + v);
+    return 0;
+  }();
+  return choice;
+}
+}  // namespace
+
+bool Int8Linear::use_own_kernel(int64_t R) {
+#ifdef __AVX2__
+  const int c = kernel_choice();
+  return c == 1 || (c == 0 && R <= kOwnKernelMaxRows);
+#else
+  (void)R;
+  return false;
+#endif
+}
+
+namespace {
+#ifdef __AVX2__
+// acc[r][0..8*NB) for RB rows of a (row stride lda bytes) against NB packed output blocks.
+// Each step: 4 inputs of a row broadcast to 8 lanes, times the 8x4 weights of a block:
+// vpmaddubsw adds adjacent u8 x s8 pairs into int16 (exact: 2 * 255 * 63 < 32767), vpmaddwd
+// with ones adds those pairs into int32.
+template <int RB, int NB>
+inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp, int64_t kgroups, int64_t wblock_stride,
+                      __m256i (&acc)[RB][NB]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int r = 0; r < RB; ++r)
+    for (int nb = 0; nb < NB; ++nb) acc[r][nb] = _mm256_setzero_si256();
+  for (int64_t kg = 0; kg < kgroups; ++kg) {
+    __m256i wv[NB];
+    for (int nb = 0; nb < NB; ++nb)
+      wv[nb] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + nb * wblock_stride + kg * 32));
+    for (int r = 0; r < RB; ++r) {
+      int32_t a4;
+      std::memcpy(&a4, a + r * lda + kg * 4, 4);
+      const __m256i av = _mm256_set1_epi32(a4);
+      for (int nb = 0; nb < NB; ++nb)
+        acc[r][nb] = _mm256_add_epi32(acc[r][nb], _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[nb]), ones));
     }
   }
 }
 
+template <int RB, int NB>
+inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT, const float* ascale, int32_t zp,
+                            const int32_t* wsum, const float* wscale, const float* bias, __m256i (&acc)[RB][NB]) {
+  for (int r = 0; r < RB; ++r) {
+    const __m256 as = _mm256_set1_ps(ascale[r]);
+    for (int nb = 0; nb < NB; ++nb) {
+      const int64_t o = o0 + nb * 8;
+      // (a + zp) w summed -> subtract zp * sum(w); then scale_a * scale_w * acc + bias
+      const __m256i comp = _mm256_mullo_epi32(_mm256_set1_epi32(zp), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsum + o)));
+      const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][nb], comp));
+      const __m256 res = _mm256_fmadd_ps(_mm256_mul_ps(as, _mm256_loadu_ps(wscale + o)), v, _mm256_loadu_ps(bias + o));
+      float* dst = out + r * ldo + o;
+      if (o + 8 <= OUT) {
+        _mm256_storeu_ps(dst, res);
+      } else {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, res);
+        for (int64_t j = 0; j < OUT - o; ++j) dst[j] = tmp[j];
+      }
+    }
+  }
+}
+#endif
+}  // namespace
+
 void Int8Linear::forward(float* out, const float* inp, int64_t R) {
-  const int64_t IN = IN_, OUT = OUT_;
-  if (static_cast<int64_t>(a8_.size()) < R * IN) {
-    a8_.resize(R * IN);
+  const int64_t IN = IN_, OUT = OUT_, INp = INp_;
+  if (static_cast<int64_t>(ascale_.size()) < R) {
+    a8_.assign(R * INp, 0);  // the padding columns stay zero
     ascale_.resize(R);
-    acc_.resize(R * OUT);
   }
   // Is the whole input non-negative? Then u8 covers [0, max] with all 256 levels.
   bool nonneg = true;
@@ -51,12 +148,54 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
     for (int64_t i = 0; i < IN; ++i) mx = std::max(mx, std::fabs(x[i]));
     const float s = mx > 0.0f ? mx / levels : 1.0f, inv = 1.0f / s;
     ascale_[r] = s;
-    uint8_t* q = a8_.data() + r * IN;
+    uint8_t* q = a8_.data() + r * INp;
 #pragma omp simd
     for (int64_t i = 0; i < IN; ++i) q[i] = static_cast<uint8_t>(std::nearbyint(x[i] * inv) + zp);
   }
+#ifdef __AVX2__
+  if (use_own_kernel(R)) {
+  // Tiles of 4 rows x 16 outputs (8 accumulators), tails with smaller row counts.
+  constexpr int RB = 4, NB = 2;
+  const int64_t kgroups = INp / 4, wbs = kgroups * 32, nob = OUTp_ / 8;
+  const int64_t rtiles = (R + RB - 1) / RB, otiles = (nob + NB - 1) / NB;
+  const uint8_t* a8 = a8_.data();
+  const int8_t* wp = wpack_.data();
+  const float* as = ascale_.data();
+#pragma omp parallel for collapse(2) schedule(static) if(R * IN * OUT >= 64 * kMinParallel)
+  for (int64_t ot = 0; ot < otiles; ++ot)
+    for (int64_t rt = 0; rt < rtiles; ++rt) {
+      const int64_t r0 = rt * RB, ob0 = ot * NB, o0 = ob0 * 8;
+      const int64_t nr = std::min<int64_t>(RB, R - r0);
+      const int8_t* w0 = wp + ob0 * wbs;
+      float* o = out + r0 * OUT;
+      if (ob0 + NB <= nob) {
+        auto run = [&](auto rb_tag) {
+          constexpr int rb = decltype(rb_tag)::value;
+          __m256i acc[rb][NB];
+          int8_tile<rb, NB>(a8 + r0 * INp, INp, w0, kgroups, wbs, acc);
+          int8_tile_store<rb, NB>(o, OUT, o0, OUT, as + r0, zp, wsum_.data(), wscale_.data(), bias_.data(), acc);
+        };
+        switch (nr) {
+          case 4: run(std::integral_constant<int, 4>{}); break;
+          case 3: run(std::integral_constant<int, 3>{}); break;
+          case 2: run(std::integral_constant<int, 2>{}); break;
+          default: run(std::integral_constant<int, 1>{}); break;
+        }
+      } else {  // the last, single output block
+        for (int64_t r = 0; r < nr; ++r) {
+          __m256i acc[1][1];
+          int8_tile<1, 1>(a8 + (r0 + r) * INp, INp, w0, kgroups, wbs, acc);
+          int8_tile_store<1, 1>(o + r * OUT, OUT, o0, OUT, as + r0 + r, zp, wsum_.data(), wscale_.data(),
+                                bias_.data(), acc);
+        }
+      }
+    }
+  return;
+  }
+#endif
+  if (static_cast<int64_t>(acc_.size()) < R * OUT) acc_.resize(R * OUT);
   const int32_t co = 0;
-  const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8_.data(), IN, zp, w8_.data(), IN, 0,
+  const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8_.data(), INp, zp, w8_.data(), IN, 0,
                                              0.0f, acc_.data(), OUT, &co);
   if (st != dnnl_success) fail("oneDNN int8 GEMM failed (status " + std::to_string(static_cast<int>(st)) + ")");
 #pragma omp parallel for schedule(static) if(R * OUT >= kMinParallel)

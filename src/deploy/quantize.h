@@ -21,6 +21,13 @@
 namespace harvit::deploy {
 
 // out (R, OUT) = dequant(quant(inp) W8^T) + b for inp (R, IN); W from fp32 (OUT, IN).
+// With AVX2 the product runs in harvit's own kernel over weights packed once at construction
+// (vpmaddubsw/vpmaddwd on blocks of 8 outputs x 4 inputs; zero-point compensation from per-output
+// weight sums computed once, dequantisation fused into the store); oneDNN's u8s8s32 GEMM API
+// re-packs the weights and re-sums them on every call, which costs most for a few rows (the
+// batch-1 dense layer is a 1-row GEMV); from 17 rows on that cost is amortised and oneDNN's GEMM
+// (a faster inner kernel than this one) runs instead. Without AVX2, always
+// oneDNN.
 class Int8Linear {
  public:
   Int8Linear() = default;
@@ -28,14 +35,19 @@ class Int8Linear {
   void forward(float* out, const float* inp, int64_t R);
   int64_t in() const { return IN_; }
   int64_t out() const { return OUT_; }
+  // Whether R rows go through harvit's AVX2 kernel (compiled in, and R small enough or forced
+  // by HARVIT_INT8_KERNEL=harvit) rather than oneDNN's GEMM.
+  static bool use_own_kernel(int64_t R);
 
  private:
-  int64_t IN_ = 0, OUT_ = 0;
-  std::vector<int8_t> w8_;
-  std::vector<float> wscale_, bias_;
-  std::vector<uint8_t> a8_;     // scratch: quantised input
+  int64_t IN_ = 0, OUT_ = 0, INp_ = 0, OUTp_ = 0;  // INp_ % 4 == 0, OUTp_ % 8 == 0
+  std::vector<int8_t> w8_;      // (OUT, IN) row-major, for the oneDNN fallback
+  std::vector<int8_t> wpack_;   // (OUTp/8, INp/4, 8, 4): the AVX2 kernel's layout
+  std::vector<int32_t> wsum_;   // (OUTp) sum_k w8[o][k], for the zero-point compensation
+  std::vector<float> wscale_, bias_;  // (OUTp), zero-padded
+  std::vector<uint8_t> a8_;     // scratch: quantised input (R, INp)
   std::vector<float> ascale_;   // scratch: per-row input scales
-  std::vector<int32_t> acc_;    // scratch: int32 products
+  std::vector<int32_t> acc_;    // scratch: int32 products (fallback)
 };
 
 // The seed ViT with int8 linear layers; inference only (backward fails). Built from a trained
