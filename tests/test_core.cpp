@@ -5,6 +5,7 @@
 #include "core/gemm.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "nn/params.h"
 
 using namespace harvit;
 
@@ -78,4 +79,38 @@ TEST(Gemm, AllTransposeCombinationsMatchNaive) {
            C.data(), N);
       for (int64_t i = 0; i < M * N; ++i) EXPECT_NEAR(C[i], R[i], 1e-4) << ta << tb << " " << i;
     }
+}
+
+TEST(ParamSlab, PlacedTensorsMustTileTheSlabExactly) {
+  {  // q|k|v-style placement: registration order kept, layout side by side
+    nn::ParamSlab ps;
+    const int64_t w = ps.reserve(6), b = ps.reserve(2);
+    ps.add("q.weight", {3}, nn::Init::Zeros, 0, w);
+    ps.add("q.bias", {1}, nn::Init::Zeros, 0, b);
+    ps.add("k.weight", {3}, nn::Init::Zeros, 0, w + 3);
+    ps.add("k.bias", {1}, nn::Init::Zeros, 0, b + 1);
+    ps.add("tail", {2}, nn::Init::Ones);
+    EXPECT_NO_THROW(ps.finalize());
+    EXPECT_EQ(ps.infos()[1].name, "q.bias");
+    EXPECT_EQ(ps.info("k.weight").offset, 3);
+    EXPECT_EQ(ps.info("tail").offset, 8);
+  }
+  {  // a reserved region left partly empty
+    nn::ParamSlab ps;
+    const int64_t w = ps.reserve(6);
+    ps.add("q.weight", {3}, nn::Init::Zeros, 0, w);
+    EXPECT_THROW(ps.finalize(), std::runtime_error);
+  }
+  {  // overlapping placements
+    nn::ParamSlab ps;
+    const int64_t w = ps.reserve(6);
+    ps.add("a", {3}, nn::Init::Zeros, 0, w);
+    ps.add("b", {3}, nn::Init::Zeros, 0, w + 2);
+    EXPECT_THROW(ps.finalize(), std::runtime_error);
+  }
+  {  // outside the slab
+    nn::ParamSlab ps;
+    const int64_t w = ps.reserve(2);
+    EXPECT_THROW(ps.add("a", {3}, nn::Init::Zeros, 0, w), std::runtime_error);
+  }
 }

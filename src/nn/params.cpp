@@ -24,12 +24,19 @@ int64_t ParamSlab::reserve(int64_t n) {
 }
 
 void ParamSlab::finalize() {
-  // Every float of the slab belongs to exactly one tensor (reserved regions fully placed).
-  std::vector<int> owner(total_, 0);
-  for (const auto& p : infos_)
-    for (int64_t i = p.offset; i < p.offset + p.size; ++i) owner[i]++;
-  for (int64_t i = 0; i < total_; ++i)
-    if (owner[i] != 1) fail("parameter slab layout: float " + std::to_string(i) + " has " + std::to_string(owner[i]) + " owners");
+  // Every float of the slab belongs to exactly one tensor (reserved regions fully placed):
+  // sorted by offset, each tensor starts where the previous one ended.
+  std::vector<std::pair<int64_t, const ParamInfo*>> by_offset;
+  for (const auto& p : infos_) by_offset.push_back({p.offset, &p});
+  std::sort(by_offset.begin(), by_offset.end());
+  int64_t next = 0;
+  for (const auto& [off, p] : by_offset) {
+    if (off != next)
+      fail("parameter slab layout: " + p->name + " starts at float " + std::to_string(off) + ", expected " +
+           std::to_string(next) + (off < next ? " (overlap)" : " (gap)"));
+    next = off + p->size;
+  }
+  if (next != total_) fail("parameter slab layout: floats " + std::to_string(next) + ".. are reserved but unused");
   values_.assign(total_, 0.0f);
   grads_.assign(total_, 0.0f);
 }
