@@ -1,7 +1,6 @@
 #include "nn/vit.h"
 
 #include <algorithm>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "nn/layers.h"
