@@ -88,10 +88,10 @@ BENCHMARK(BM_AttentionForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 void BM_AttentionBackward(benchmark::State& st) {
   const int64_t G = kB * kM, n = kN, R = G * n;
   auto qkv = randn(R * 3 * kHA), dz = randn(R * kHA, 2);
-  std::vector<float> z(R * kHA), att(G * kH * n * n), datt(att.size()), dqkv(R * 3 * kHA);
+  std::vector<float> z(R * kHA), att(G * kH * n * n), dqkv(R * 3 * kHA);
   attention_forward(z.data(), att.data(), qkv.data(), qkv.data() + kHA, qkv.data() + 2 * kHA, G, n, kH, kA, 3 * kHA);
   for (auto _ : st)
-    attention_backward(dqkv.data(), dqkv.data() + kHA, dqkv.data() + 2 * kHA, datt.data(), dz.data(), att.data(),
+    attention_backward(dqkv.data(), dqkv.data() + kHA, dqkv.data() + 2 * kHA, dz.data(), att.data(),
                        qkv.data(), qkv.data() + kHA, qkv.data() + 2 * kHA, G, n, kH, kA, 3 * kHA);
   flops(st, 4.0 * 2.0 * G * kH * n * n * kA);
 }

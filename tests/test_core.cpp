@@ -1,9 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/gemm.h"
 #include "core/rng.h"
+#include "core/simd.h"
 #include "core/tensor.h"
 #include "nn/params.h"
 
@@ -80,6 +84,92 @@ TEST(Gemm, AllTransposeCombinationsMatchNaive) {
       for (int64_t i = 0; i < M * N; ++i) EXPECT_NEAR(C[i], R[i], 1e-4) << ta << tb << " " << i;
     }
 }
+
+// Every tile shape of the small-GEMM kernels (rows 1..13 cover each row-tile height and the
+// balanced split; columns 1..35 every mask width; k with and without an 8-element tail), strided
+// and transposed views, alpha, accumulate: against double-precision loops.
+TEST(SmallGemm, KernelsMatchDoubleLoopsForEveryTileAndTail) {
+  Rng rng(31);
+  int checked = 0;
+  for (int64_t m : {1, 2, 5, 6, 7, 12, 13, 32})
+    for (int64_t n : {1, 3, 8, 9, 16, 17, 32, 35})
+      for (int64_t k : {1, 7, 8, 19, 64}) {
+        const int64_t pad = 3;  // strides wider than the matrices: views into bigger buffers
+        std::vector<float> A((m + pad) * (k + pad)), B((k + pad) * (n + pad)), Bt((n + pad) * (k + pad));
+        for (auto& v : A) v = rng.normal();
+        for (auto& v : B) v = rng.normal();
+        for (auto& v : Bt) v = rng.normal();
+        const int64_t ldc = n + pad;
+        std::vector<float> C0(m * ldc);
+        for (auto& v : C0) v = rng.normal();
+        for (bool accumulate : {false, true})
+          for (int form = 0; form < 3; ++form) {  // A B, A^T-view B, A B^T
+            std::vector<float> C = C0;
+            const int64_t lda = k + pad, ldb = n + pad, ldbt = k + pad;
+            // form 1 reads A as a transposed view: element (i, p) at A[p * (m + pad) + i]
+            const int64_t ars = form == 1 ? 1 : lda, acs = form == 1 ? m + pad : 1;
+            if (form == 2)
+              small_gemm_nt(m, n, k, 0.75f, A.data(), lda, Bt.data(), ldbt, C.data(), ldc, accumulate);
+            else
+              small_gemm(m, n, k, 0.75f, A.data(), ars, acs, B.data(), ldb, C.data(), ldc, accumulate);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                const float got = C[i * ldc + j];
+                if (j >= n) {  // outside the product: untouched
+                  ASSERT_EQ(got, C0[i * ldc + j]) << m << "x" << n << "x" << k << " form " << form;
+                  continue;
+                }
+                double ref = 0;
+                for (int64_t p = 0; p < k; ++p)
+                  ref += double(A[i * ars + p * acs]) * (form == 2 ? Bt[j * ldbt + p] : B[p * ldb + j]);
+                ref = 0.75 * ref + (accumulate ? C0[i * ldc + j] : 0.0);
+                ASSERT_NEAR(got, ref, 1e-5 * (1 + std::sqrt(double(k)) * 4)) << m << "x" << n << "x" << k << " form "
+                                                                             << form << " acc " << accumulate;
+                ++checked;
+              }
+          }
+      }
+  EXPECT_GT(checked, 100000);
+  // the portable path agrees with the double loops too (it is what non-AVX2 builds run)
+  std::vector<float> A(5 * 7), B(7 * 9), C(5 * 9);
+  for (auto& v : A) v = rng.normal();
+  for (auto& v : B) v = rng.normal();
+  small_gemm_reference(5, 9, 7, 1.0f, A.data(), 7, 1, B.data(), 9, 1, C.data(), 9, false);
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t j = 0; j < 9; ++j) {
+      double ref = 0;
+      for (int64_t p = 0; p < 7; ++p) ref += double(A[i * 7 + p]) * B[p * 9 + j];
+      EXPECT_NEAR(C[i * 9 + j], ref, 1e-5);
+    }
+}
+
+#ifdef HARVIT_AVX2
+TEST(Simd, ExpWithinFourUlpOnTheSoftmaxRangeAndZeroBelow) {
+  float worst = 0;
+  for (float x = -87.0f; x <= 10.0f; x += 0.00731f) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, simd::exp(_mm256_set1_ps(x)));
+    const double ref = std::exp(double(x));
+    worst = std::max(worst, float(std::fabs(out[0] - ref) / ref));
+  }
+  EXPECT_LT(worst, 4 * 1.19e-7f);
+  alignas(32) float out[8];
+  _mm256_store_ps(out, simd::exp(_mm256_set1_ps(-100.0f)));
+  EXPECT_EQ(out[0], 0.0f);
+  _mm256_store_ps(out, simd::exp(_mm256_set1_ps(-std::numeric_limits<float>::infinity())));
+  EXPECT_EQ(out[0], 0.0f);
+  _mm256_store_ps(out, simd::exp(_mm256_set1_ps(0.0f)));
+  EXPECT_EQ(out[0], 1.0f);
+}
+
+TEST(Simd, Transpose8x8) {
+  std::vector<float> src(8 * 11), dst(8 * 13, -1.0f);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = float(i);
+  simd::transpose8x8(dst.data(), 13, src.data(), 11);
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 13; ++j) EXPECT_EQ(dst[i * 13 + j], j < 8 ? src[j * 11 + i] : -1.0f) << i << "," << j;
+}
+#endif
 
 TEST(ParamSlab, PlacedTensorsMustTileTheSlabExactly) {
   {  // q|k|v-style placement: registration order kept, layout side by side

@@ -13,9 +13,11 @@
 //   perturbed (see layernorm_residual_relu), so the check never straddles one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <tuple>
 #include <vector>
 
 #include "core/rng.h"
@@ -136,10 +138,10 @@ TEST(GradCheck, Attention) {
   Rng rng(14);
   const int64_t G = 3, n = 5, H = 2, A = 4, HA = H * A;
   Vec q = randn(rng, G * n * HA), k = randn(rng, G * n * HA), v = randn(rng, G * n * HA);
-  Vec att(G * H * n * n), datt(G * H * n * n), gq, gk, gv;
+  Vec att(G * H * n * n), gq, gk, gv;
   gradcheck("attention", {{"q", &q, &gq}, {"k", &k, &gk}, {"v", &v, &gv}},
             [&](Vec& out) { out.assign(G * n * HA, 0); attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A, HA); },
-            [&](const Vec& d) { attention_backward(gq.data(), gk.data(), gv.data(), datt.data(), d.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A, HA); },
+            [&](const Vec& d) { attention_backward(gq.data(), gk.data(), gv.data(), d.data(), att.data(), q.data(), k.data(), v.data(), G, n, H, A, HA); },
             1e-2f, 3e-3);
 }
 
@@ -147,20 +149,53 @@ TEST(GradCheck, Attention) {
 TEST(GradCheck, AttentionFusedQkvViews) {
   Rng rng(24);
   const int64_t G = 2, n = 6, H = 3, A = 4, HA = H * A, ld = 3 * HA;
-  Vec qkv = randn(rng, G * n * ld), att(G * H * n * n), datt(G * H * n * n), gqkv;
+  Vec qkv = randn(rng, G * n * ld), att(G * H * n * n), gqkv;
   gradcheck("attention (fused qkv)", {{"qkv", &qkv, &gqkv}},
             [&](Vec& out) {
               out.assign(G * n * HA, 0);
               attention_forward(out.data(), att.data(), qkv.data(), qkv.data() + HA, qkv.data() + 2 * HA, G, n, H, A, ld);
             },
             [&](const Vec& d) {
-              attention_backward(gqkv.data(), gqkv.data() + HA, gqkv.data() + 2 * HA, datt.data(), d.data(), att.data(),
+              attention_backward(gqkv.data(), gqkv.data() + HA, gqkv.data() + 2 * HA, d.data(), att.data(),
                                  qkv.data(), qkv.data() + HA, qkv.data() + 2 * HA, G, n, H, A, ld);
             },
             1e-2f, 3e-3);
 }
 
 // accumulate = false must equal accumulating into zeros, whatever the buffer held before.
+// The forward against double-precision loops at sizes the small gradient checks do not reach:
+// full 8-lane softmax chunks with and without a tail, the seed's head width, several row tiles.
+TEST(Attention, ForwardMatchesDoubleReference) {
+  Rng rng(41);
+  for (auto [n, H, A] : {std::tuple<int64_t, int64_t, int64_t>{8, 2, 4}, {32, 4, 64}, {17, 3, 20}, {1, 1, 3}}) {
+    const int64_t G = 3, HA = H * A, ld = 3 * HA;
+    Vec qkv = randn(rng, G * n * ld), z(G * n * HA), att(G * H * n * n);
+    for (auto& v : qkv) v *= 2.0f;  // peaked softmaxes too
+    attention_forward(z.data(), att.data(), qkv.data(), qkv.data() + HA, qkv.data() + 2 * HA, G, n, H, A, ld);
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < n; ++i) {
+          std::vector<double> s(n);
+          double mx = -1e300, sum = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            double d = 0;
+            for (int64_t a = 0; a < A; ++a)
+              d += double(qkv[(g * n + i) * ld + h * A + a]) * qkv[(g * n + j) * ld + HA + h * A + a];
+            s[j] = d / std::sqrt(double(A));
+            mx = std::max(mx, s[j]);
+          }
+          for (auto& v : s) sum += (v = std::exp(v - mx));
+          for (int64_t j = 0; j < n; ++j)
+            ASSERT_NEAR(att[((g * H + h) * n + i) * n + j], s[j] / sum, 2e-6) << n << " " << A;
+          for (int64_t a = 0; a < A; ++a) {
+            double zz = 0;
+            for (int64_t j = 0; j < n; ++j) zz += s[j] / sum * qkv[(g * n + j) * ld + 2 * HA + h * A + a];
+            ASSERT_NEAR(z[(g * n + i) * HA + h * A + a], zz, 1e-5 * (1 + std::fabs(zz))) << n << " " << A;
+          }
+        }
+  }
+}
+
 TEST(GradCheck, OverwriteModeIgnoresOldContents) {
   Rng rng(25);
   const int64_t R = 6, IN = 5, OUT = 7, G = 2, n = 5;

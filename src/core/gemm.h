@@ -1,4 +1,5 @@
-// Matrix products through oneDNN. Row-major throughout; 'T' transposes an operand.
+// Matrix products: large ones through oneDNN, small ones (attention heads) in harvit's own
+// register-tiled kernels. Row-major throughout; 'T' transposes an operand.
 #pragma once
 #include <cstdint>
 
@@ -10,17 +11,26 @@ namespace harvit {
 void gemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-// Element strides of one operand of a batched matmul: two batch dimensions, then rows, columns.
-// Any layout works, so views into interleaved tensors (heads inside a token row) and
-// transposes need no copies.
-struct MatStrides {
-  int64_t b1, b2, row, col;
-};
+// Small products on the calling thread (no oneDNN call, no threads): for many independent
+// products of a few dozen rows, such as one attention head of one window, where a library call
+// per product costs more than the arithmetic.
+// C (m x n, row stride ldc) = alpha * A B (+ C when accumulate), where element (i, p) of A is
+// A[i * ars + p * acs] (any layout: a transpose is a swap of the two strides) and B (k x n) has
+// row stride ldb and unit column stride. Runs an AVX2/FMA kernel (6 x 16 register tiles) where
+// the build has it, else small_gemm_reference.
+void small_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t ars, int64_t acs,
+                const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate);
+// The same products by plain loops, any strides (element (p, j) of B at B[p * brs + j * bcs]):
+// the portable path, and the tests' oracle for the kernels.
+void small_gemm_reference(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t ars,
+                          int64_t acs, const float* B, int64_t brs, int64_t bcs, float* C, int64_t ldc,
+                          bool accumulate);
 
-// For every (i, j) < (B1, B2): C_ij (M x N) = alpha * A_ij (M x K) * B_ij (K x N) (+ C_ij when
-// accumulate). One oneDNN matmul primitive per distinct shape/layout, created once and cached.
-void batched_matmul(int64_t B1, int64_t B2, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                    MatStrides sa, const float* B, MatStrides sb, float* C, MatStrides sc, bool accumulate);
+// C (m x n, row stride ldc) = alpha * A B^T (+ C when accumulate) for A (m x k) and B (n x k),
+// both with unit stride along k (rows lda, ldb apart). B is transposed into per-thread scratch
+// (8 x 8 register blocks), then multiplied as above.
+void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float* C, int64_t ldc, bool accumulate);
 
 // Threads used by harvit's OpenMP loops and oneDNN (one pool). 0 = leave as is.
 void set_num_threads(int n);

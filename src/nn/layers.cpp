@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/gemm.h"
+#include "core/simd.h"
 #include "core/tensor.h"
 
 namespace harvit::nn {
@@ -152,61 +153,97 @@ void relu_backward(float* dinp, const float* dout, const float* out, int64_t n, 
 // ---- attention -------------------------------------------------------------------------------
 
 namespace {
-// Views of the attention operands as (G, H, rows, cols) for batched_matmul.
-struct AttViews {
-  MatStrides tok, tokT, z, sq, sqT;
-  AttViews(int64_t n, int64_t H, int64_t A, int64_t ld)
-      : tok{n * ld, A, ld, 1},           // q, k, v (G, n, H*A; rows ld apart) seen as (G, H, n, A)
-        tokT{n * ld, A, 1, ld},          // the same, transposed: (G, H, A, n)
-        z{n * H * A, A, H * A, 1},       // z, dz (G, n, H*A) contiguous, seen as (G, H, n, A)
-        sq{H * n * n, n * n, n, 1},      // att (G, H, n, n)
-        sqT{H * n * n, n * n, 1, n} {}   // att transposed
-};
+// Attention runs one (window-axis, head) pair at a time: a few dozen tokens each, so every
+// product is a small register-tiled GEMM on the calling thread (core/gemm.h), the softmax is
+// vectorised, and the pairs are shared among the threads once there is enough work for more
+// than one.
+constexpr int64_t kMinParallelMacs = 1 << 17;
+bool attention_in_parallel(int64_t G, int64_t H, int64_t n, int64_t A) {
+  return G * H > 1 && G * H * n * n * A >= kMinParallelMacs;
+}
+
+// Per-thread scratch, grown to the largest shape seen and then reused.
+float* thread_scratch(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats) buf.resize(floats);
+  return buf.data();
+}
+
+// row (n) = softmax(row), in place
+inline void softmax_inplace(float* row, int64_t n) {
+  int64_t j = 0;
+  float mx = row[0], sum = 0.0f;
+#ifdef HARVIT_AVX2
+  const int64_t n8 = n / 8 * 8;
+  if (n8 > 0) {
+    __m256 m = _mm256_loadu_ps(row);
+    for (int64_t c = 8; c < n8; c += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(row + c));
+    mx = simd::hmax(m);
+  }
+  for (int64_t c = n8; c < n; ++c) mx = std::max(mx, row[c]);
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256 vs = _mm256_setzero_ps();
+  for (; j < n8; j += 8) {
+    const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(row + j), vmx));
+    _mm256_storeu_ps(row + j, e);
+    vs = _mm256_add_ps(vs, e);
+  }
+  sum = simd::hsum(vs);
+#else
+  for (int64_t c = 1; c < n; ++c) mx = std::max(mx, row[c]);
+#endif
+  for (; j < n; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) row[c] *= inv;
+}
 }  // namespace
 
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
                        int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld) {
   // q, k, v (G, n, H*A, rows ld apart); z (G, n, H*A); att (G, H, n, n)
-  const AttViews w(n, H, A, ld);
-  // att = q k^T / sqrt(A)
-  batched_matmul(G, H, n, n, A, 1.0f / std::sqrt(static_cast<float>(A)), q, w.tok, k, w.tokT, att, w.sq, false);
-  // softmax over the key index, one row per (g, h, i)
-#pragma omp parallel for schedule(static) if(G * H * n * n >= kMinParallel)
-  for (int64_t r = 0; r < G * H * n; ++r) {
-    float* P = att + r * n;
-    float mx = P[0];
-    for (int64_t j = 1; j < n; ++j) mx = std::max(mx, P[j]);
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n; ++j) {
-      P[j] = std::exp(P[j] - mx);
-      sum += P[j];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n; ++j) P[j] *= inv;
+  const int64_t HA = H * A;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(A));
+#pragma omp parallel for schedule(static) if(attention_in_parallel(G, H, n, A))
+  for (int64_t gh = 0; gh < G * H; ++gh) {
+    const int64_t g = gh / H, h = gh % H, off = g * n * ld + h * A;
+    float* P = att + gh * n * n;
+    small_gemm_nt(n, n, A, scale, q + off, ld, k + off, ld, P, n, false);  // S = q k^T / sqrt(A)
+    for (int64_t i = 0; i < n; ++i) softmax_inplace(P + i * n, n);       // over the key index
+    // z = P v, straight into the heads-concatenated layout
+    small_gemm(n, A, n, 1.0f, P, n, 1, v + off, ld, z + g * n * HA + h * A, HA, false);
   }
-  // z = att v, written straight into the heads-concatenated layout
-  batched_matmul(G, H, n, A, n, 1.0f, att, w.sq, v, w.tok, z, w.z, false);
 }
 
-void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dz, const float* att,
-                        const float* q, const float* k, const float* v, int64_t G, int64_t n,
-                        int64_t H, int64_t A, int64_t ld) {
+void attention_backward(float* dq, float* dk, float* dv, const float* dz, const float* att, const float* q,
+                        const float* k, const float* v, int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld) {
   // dz (G, n, H*A) -> dq, dk, dv (G, n, H*A, rows ld apart) =
-  const AttViews w(n, H, A, ld);
-  const float inv_sqrtA = 1.0f / std::sqrt(static_cast<float>(A));
-  batched_matmul(G, H, n, n, A, 1.0f, dz, w.z, v, w.tokT, datt, w.sq, false);  // dP = dz v^T
-  batched_matmul(G, H, n, A, n, 1.0f, att, w.sqT, dz, w.z, dv, w.tok, false);  // dv = P^T dz
-  // softmax backward and the 1/sqrt(A) scale: dS = P * (dP - sum_j P dP) / sqrt(A), in place
-#pragma omp parallel for schedule(static) if(G * H * n * n >= kMinParallel)
-  for (int64_t r = 0; r < G * H * n; ++r) {
-    const float* P = att + r * n;
-    float* dP = datt + r * n;
-    float dot = 0.0f;
-    for (int64_t j = 0; j < n; ++j) dot += P[j] * dP[j];
-    for (int64_t j = 0; j < n; ++j) dP[j] = P[j] * (dP[j] - dot) * inv_sqrtA;
+  const int64_t HA = H * A;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(A));
+#pragma omp parallel for schedule(static) if(attention_in_parallel(G, H, n, A))
+  for (int64_t gh = 0; gh < G * H; ++gh) {
+    const int64_t g = gh / H, h = gh % H, off = g * n * ld + h * A;
+    const float* P = att + gh * n * n;
+    const float* dzg = dz + g * n * HA + h * A;
+    float* dP = thread_scratch(n * n);
+    small_gemm_nt(n, n, A, 1.0f, dzg, HA, v + off, ld, dP, n, false);  // dP = dz v^T
+    small_gemm(n, A, n, 1.0f, P, 1, n, dzg, HA, dv + off, ld, false);  // dv = P^T dz
+    // softmax backward and the 1/sqrt(A) scale: dS = P * (dP - sum_j P dP) / sqrt(A), in place
+    for (int64_t i = 0; i < n; ++i) {
+      const float* p = P + i * n;
+      float* d = dP + i * n;
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t j = 0; j < n; ++j) dot += p[j] * d[j];
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] = p[j] * (d[j] - dot) * scale;
+    }
+    small_gemm(n, A, n, 1.0f, dP, n, 1, k + off, ld, dq + off, ld, false);  // dq = dS k
+    small_gemm(n, A, n, 1.0f, dP, 1, n, q + off, ld, dk + off, ld, false);  // dk = dS^T q
   }
-  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sq, k, w.tok, dq, w.tok, false);   // dq = dS k
-  batched_matmul(G, H, n, A, n, 1.0f, datt, w.sqT, q, w.tok, dk, w.tok, false);  // dk = dS^T q
 }
 
 // ---- patch merge -----------------------------------------------------------------------------

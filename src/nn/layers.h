@@ -43,11 +43,10 @@ void relu_backward(float* dinp, const float* dout, const float* out, int64_t n, 
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
                        int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld);
 // dz (G, n, H*A) -> dq, dk, dv (G, n, H*A, rows ld apart) are OVERWRITTEN (each has this single
-// producer); datt (G, H, n, n) is scratch. Both directions run as batched matmuls through oneDNN
-// over strided views: no permute copies.
-void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dz, const float* att,
-                        const float* q, const float* k, const float* v, int64_t G, int64_t n,
-                        int64_t H, int64_t A, int64_t ld);
+// producer). Both directions run one (window-axis, head) pair at a time as small register-tiled
+// GEMMs over strided views (no permute or transpose copies), pairs shared among the threads.
+void attention_backward(float* dq, float* dk, float* dv, const float* dz, const float* att, const float* q,
+                        const float* k, const float* v, int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld);
 
 // ---- patch merge: pairs of tokens concatenated along features, odd n zero-padded --------------
 // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn): out[g, j] = [inp[g, 2j], inp[g, 2j+1] or 0]

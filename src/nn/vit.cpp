@@ -144,7 +144,6 @@ void Vit::ensure_batch(int64_t B) {
   dr_.assign(B * c.hidden, 0.0f); da1_.assign(B * c.hidden, 0.0f);
   dqkv_.assign(maxR * 3 * HA, 0.0f);
   dz_.assign(maxR * HA, 0.0f);
-  datt_.assign(acts_.empty() ? 0 : acts_[0].att.size(), 0.0f);  // block 0 has the most tokens
   dtmp_.assign(std::max(maxR * c.D, B * c.hidden), 0.0f);
   dy_.assign(maxR * c.D, 0.0f);
   dcat_.assign(maxR * 2 * c.D, 0.0f);  // ceil(n/2)*2 <= n+1 rows of D: within 2*maxR*D
@@ -224,7 +223,7 @@ void Vit::backward_from_logits(const float* dlogits) {
     linear_backward(dz_.data(), gr + p.wo, gr + p.bo, dy_.data(), a.z.data(), w + p.wo, R, HA, D, false);
     const float* qkv = a.qkv.data();
     float* dqkv = dqkv_.data();
-    attention_backward(dqkv, dqkv + HA, dqkv + 2 * HA, datt_.data(), dz_.data(), a.att.data(), qkv,
+    attention_backward(dqkv, dqkv + HA, dqkv + 2 * HA, dz_.data(), a.att.data(), qkv,
                        qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
     // the fused projection: dh += dqkv Wqkv (the residual's share is already in dh)
     linear_backward(dh, gr + p.wqkv, gr + p.bqkv, dqkv, h, w + p.wqkv, R, D, 3 * HA);

@@ -65,7 +65,7 @@ class Vit : public Model {
   std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_;
   std::vector<BlockActs> acts_;
   // gradient scratch (activation gradients)
-  std::vector<float> dr_, da1_, dqkv_, dz_, datt_, dtmp_, dcat_, dy_;
+  std::vector<float> dr_, da1_, dqkv_, dz_, dtmp_, dcat_, dy_;
   std::vector<std::vector<float>> dh_;  // dh_[l]: gradient of block l's input (l = 0..L)
 };
 
