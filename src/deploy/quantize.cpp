@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/simd.h"
 #include "core/tensor.h"
 #include "nn/layers.h"
 
@@ -86,29 +87,31 @@ namespace {
 template <int RB, int NB>
 inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp, int64_t kgroups, int64_t wblock_stride,
                       __m256i (&acc)[RB][NB]) {
+  using simd::unroll;  // constant indices keep acc in registers (see core/simd.h)
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int r = 0; r < RB; ++r)
-    for (int nb = 0; nb < NB; ++nb) acc[r][nb] = _mm256_setzero_si256();
+  unroll<RB>([&](auto r) { unroll<NB>([&](auto nb) { acc[r][nb] = _mm256_setzero_si256(); }); });
   for (int64_t kg = 0; kg < kgroups; ++kg) {
     __m256i wv[NB];
-    for (int nb = 0; nb < NB; ++nb)
+    unroll<NB>([&](auto nb) {
       wv[nb] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + nb * wblock_stride + kg * 32));
-    for (int r = 0; r < RB; ++r) {
+    });
+    unroll<RB>([&](auto r) {
       int32_t a4;
       std::memcpy(&a4, a + r * lda + kg * 4, 4);
       const __m256i av = _mm256_set1_epi32(a4);
-      for (int nb = 0; nb < NB; ++nb)
+      unroll<NB>([&](auto nb) {
         acc[r][nb] = _mm256_add_epi32(acc[r][nb], _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[nb]), ones));
-    }
+      });
+    });
   }
 }
 
 template <int RB, int NB>
 inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT, const float* ascale, int32_t zp,
                             const int32_t* wsum, const float* wscale, const float* bias, __m256i (&acc)[RB][NB]) {
-  for (int r = 0; r < RB; ++r) {
+  simd::unroll<RB>([&](auto r) {
     const __m256 as = _mm256_set1_ps(ascale[r]);
-    for (int nb = 0; nb < NB; ++nb) {
+    simd::unroll<NB>([&](auto nb) {
       const int64_t o = o0 + nb * 8;
       // (a + zp) w summed -> subtract zp * sum(w); then scale_a * scale_w * acc + bias
       const __m256i comp = _mm256_mullo_epi32(_mm256_set1_epi32(zp), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsum + o)));
@@ -118,12 +121,10 @@ inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT, co
       if (o + 8 <= OUT) {
         _mm256_storeu_ps(dst, res);
       } else {
-        alignas(32) float tmp[8];
-        _mm256_store_ps(tmp, res);
-        for (int64_t j = 0; j < OUT - o; ++j) dst[j] = tmp[j];
+        _mm256_maskstore_ps(dst, simd::first_lanes(OUT - o), res);
       }
-    }
-  }
+    });
+  });
 }
 #endif
 }  // namespace
