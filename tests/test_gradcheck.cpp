@@ -246,6 +246,26 @@ TEST(GradCheck, PatchEmbed) {
             1e-2f, 1e-3);
 }
 
+// One window takes the small-kernel path, a batch of 16 the library GEMM: both against loops.
+TEST(PatchEmbed, ForwardMatchesReferenceForOneWindowAndABatch) {
+  Rng rng(17);
+  const int64_t T = 128, M = 3, P = 4, D = 256, N = T / P;
+  const Vec w = randn(rng, D * P), b = randn(rng, D), pos = randn(rng, M * N * D);
+  for (int64_t B : {1, 16}) {
+    const Vec x = randn(rng, B * T * M);
+    Vec out(B * M * N * D), patches(B * M * N * P);
+    patch_embed_forward(out.data(), patches.data(), x.data(), w.data(), b.data(), pos.data(), B, T, M, P, D);
+    for (int64_t bb = 0; bb < B; ++bb)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t d = 0; d < D; ++d) {
+            double ref = b[d] + pos[(m * N + n) * D + d];
+            for (int64_t p = 0; p < P; ++p) ref += double(w[d * P + p]) * x[(bb * T + n * P + p) * M + m];
+            ASSERT_NEAR(out[((bb * M + m) * N + n) * D + d], ref, 1e-5) << "B=" << B;
+          }
+  }
+}
+
 TEST(GradCheck, SoftmaxCrossEntropy) {
   Rng rng(17);
   const int64_t B = 4, C = 5;

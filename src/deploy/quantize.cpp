@@ -135,18 +135,28 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
     a8_.assign(R * INp, 0);  // the padding columns stay zero
     ascale_.resize(R);
   }
-  // Is the whole input non-negative? Then u8 covers [0, max] with all 256 levels.
+  // Per-row range in one pass; is the whole input non-negative? Then u8 covers [0, max] with all
+  // 256 levels, else zero point 128.
+  const bool par = R * IN >= kMinParallel;
   bool nonneg = true;
-#pragma omp parallel for reduction(&& : nonneg) schedule(static) if(R * IN >= kMinParallel)
-  for (int64_t i = 0; i < R * IN; ++i) nonneg = nonneg && inp[i] >= 0.0f;
-  const uint8_t zp = nonneg ? 0 : 128;
-  const float levels = nonneg ? 255.0f : 127.0f;
-#pragma omp parallel for schedule(static) if(R * IN >= kMinParallel)
+#pragma omp parallel for reduction(&& : nonneg) schedule(static) if(par)
   for (int64_t r = 0; r < R; ++r) {
     const float* x = inp + r * IN;
-    float mx = 0.0f;
-#pragma omp simd reduction(max : mx)
-    for (int64_t i = 0; i < IN; ++i) mx = std::max(mx, std::fabs(x[i]));
+    float lo = x[0], hi = x[0];
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int64_t i = 0; i < IN; ++i) {
+      lo = std::min(lo, x[i]);
+      hi = std::max(hi, x[i]);
+    }
+    ascale_[r] = std::max(hi, -lo);  // max |x| for now
+    nonneg = nonneg && lo >= 0.0f;
+  }
+  const uint8_t zp = nonneg ? 0 : 128;
+  const float levels = nonneg ? 255.0f : 127.0f;
+#pragma omp parallel for schedule(static) if(par)
+  for (int64_t r = 0; r < R; ++r) {
+    const float* x = inp + r * IN;
+    const float mx = ascale_[r];
     const float s = mx > 0.0f ? mx / levels : 1.0f, inv = 1.0f / s;
     ascale_[r] = s;
     uint8_t* q = a8_.data() + r * INp;

@@ -77,12 +77,18 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
     mean[r] = m;
     rstd[r] = rs;
     float* o = out + r * Dn;
-    const float* res = residual ? residual + r * Dn : nullptr;
-    for (int64_t i = 0; i < Dn; ++i) {
-      float y = (x[i] - m) * rs * g[i] + b[i];
-      if (res) y += res[i];
-      if (relu) y = y > 0.0f ? y : 0.0f;
-      o[i] = y;
+    // residual and ReLU chosen outside the loops so each one vectorises
+    if (residual) {
+      const float* res = residual + r * Dn;
+#pragma omp simd
+      for (int64_t i = 0; i < Dn; ++i) o[i] = (x[i] - m) * rs * g[i] + b[i] + res[i];
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < Dn; ++i) o[i] = (x[i] - m) * rs * g[i] + b[i];
+    }
+    if (relu) {
+#pragma omp simd
+      for (int64_t i = 0; i < Dn; ++i) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
     }
   }
 }
@@ -289,7 +295,11 @@ void patch_embed_forward(float* out, float* patches, const float* x, const float
         for (int64_t p = 0; p < P; ++p)
           patches[((bb * M + m) * N + nn) * P + p] = x[(bb * T + nn * P + p) * M + m];
   const int64_t R = B * M * N;
-  gemm('N', 'T', R, D, P, 1.0f, patches, P, w, P, 0.0f, out, D);
+  // A few windows (streaming, batch 1): the calling thread's small kernel beats a library call.
+  if (R * D < kMinParallel * 4)
+    small_gemm_nt(R, D, P, 1.0f, patches, P, w, P, out, D, false);
+  else
+    gemm('N', 'T', R, D, P, 1.0f, patches, P, w, P, 0.0f, out, D);
 #pragma omp parallel for schedule(static) if(R * D >= kMinParallel)
   for (int64_t r = 0; r < R; ++r) {
     const float* pr = pos + (r % (M * N)) * D;
