@@ -19,6 +19,15 @@ inline __attribute__((always_inline)) void unroll(F&& f) {
       std::make_integer_sequence<int, N>{});
 }
 
+// dst[0..n) = src[0..n) for buffers that do not overlap, as a vector loop. Not memcpy for
+// activation-sized blocks: glibc's memcpy uses `rep movsb` above a few KiB, which on this AMD
+// EPYC runs 16x slower when source and destination sit at nearly the same offset within a 4 KiB
+// page (measured: 96 KiB in 32 us instead of 2 us) - as two buffers of one layer often do.
+inline void copy(float* __restrict dst, const float* __restrict src, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
 #ifdef HARVIT_AVX2
 // All 32-bit lanes below c (0..8) set: masks for _mm256_maskload_ps / _mm256_maskstore_ps.
 inline __m256i first_lanes(int64_t c) {

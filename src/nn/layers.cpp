@@ -260,7 +260,7 @@ void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int
   const int64_t n2 = (n + 1) / 2;
 #pragma omp parallel for schedule(static) if(G * n * Dn >= kMinParallel)
   for (int64_t g = 0; g < G; ++g) {
-    std::memcpy(out + g * n2 * 2 * Dn, inp + g * n * Dn, n * Dn * sizeof(float));
+    simd::copy(out + g * n2 * 2 * Dn, inp + g * n * Dn, n * Dn);
     if (n % 2) std::memset(out + (g * n2 * 2 + n) * Dn, 0, Dn * sizeof(float));
   }
 }
@@ -274,7 +274,7 @@ void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, 
     const float* src = dout + g * n2 * 2 * Dn;
     float* dst = dinp + g * n * Dn;
     if (!accumulate) {
-      std::memcpy(dst, src, n * Dn * sizeof(float));
+      simd::copy(dst, src, n * Dn);
       continue;
     }
 #pragma omp simd
