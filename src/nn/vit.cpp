@@ -132,7 +132,8 @@ void Vit::ensure_batch(int64_t B) {
     a.att.assign(G * c.H * n * n, 0.0f);
     a.z.assign(R * HA, 0.0f); a.o.assign(R * c.D, 0.0f);
     a.mean1.assign(R, 0.0f); a.rstd1.assign(R, 0.0f); a.y.assign(R * c.D, 0.0f);
-    a.cat.assign(R2 * 2 * c.D, 0.0f); a.u.assign(R2 * c.D, 0.0f);
+    a.cat.assign(n % 2 ? R2 * 2 * c.D : 0, 0.0f);  // even n: the merge reads y itself
+    a.u.assign(R2 * c.D, 0.0f);
     a.mean2.assign(R2, 0.0f); a.rstd2.assign(R2, 0.0f); a.out.assign(R2 * c.D, 0.0f);
     dh_[l].assign(R * c.D, 0.0f);
     maxR = std::max(maxR, R);
@@ -169,9 +170,14 @@ const float* Vit::forward(const float* x, int64_t B) {
     linear_forward(a.o.data(), a.z.data(), w + p.wo, w + p.bo, R, HA, D);
     layernorm_forward(a.y.data(), a.mean1.data(), a.rstd1.data(), a.o.data(), w + p.g1, w + p.b1, R,
                       D, h, true);
-    // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D)
-    patch_merge_forward(a.cat.data(), a.y.data(), G, n, D);
-    linear_forward(a.u.data(), a.cat.data(), w + p.wm, w + p.bm, R2, 2 * D, D);
+    // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
+    // y's own memory (a token pair is adjacent), only odd n needs a padded copy
+    const float* cat = a.y.data();
+    if (n % 2) {
+      patch_merge_forward(a.cat.data(), a.y.data(), G, n, D);
+      cat = a.cat.data();
+    }
+    linear_forward(a.u.data(), cat, w + p.wm, w + p.bm, R2, 2 * D, D);
     layernorm_forward(a.out.data(), a.mean2.data(), a.rstd2.data(), a.u.data(), w + p.g2, w + p.b2,
                       R2, D, nullptr, true);
     h = a.out.data();
@@ -207,14 +213,20 @@ void Vit::backward_from_logits(const float* dlogits) {
     const int64_t n = c.tokens(l), R = G * n, R2 = G * c.tokens(l + 1);
     const float* h = l ? acts_[l - 1].out.data() : h0_.data();
     const float* dout = dh_[l + 1].data();
-    // out = relu(LN(u)): dout -> du (into dy_ as scratch)
+    // out = relu(LN(u)): dout -> du
+    const bool odd = n % 2;
+    float* du = odd ? dy_.data() : dcat_.data();
     relu_backward(dtmp_.data(), dout, a.out.data(), R2 * D, false);
-    layernorm_backward(dy_.data(), gr + p.g2, gr + p.b2, dtmp_.data(), a.u.data(), a.mean2.data(),
+    layernorm_backward(du, gr + p.g2, gr + p.b2, dtmp_.data(), a.u.data(), a.mean2.data(),
                        a.rstd2.data(), w + p.g2, R2, D, false);
-    // u = cat Wm^T + bm -> dcat -> dy (unpad)
-    linear_backward(dcat_.data(), gr + p.wm, gr + p.bm, dy_.data(), a.cat.data(), w + p.wm, R2,
-                    2 * D, D, false);
-    patch_merge_backward(dy_.data(), dcat_.data(), G, n, D, false);
+    // u = cat Wm^T + bm -> dcat -> dy: for even n dcat is dy (same memory layout), for odd n the
+    // padded token's gradient is dropped
+    if (odd) {
+      linear_backward(dcat_.data(), gr + p.wm, gr + p.bm, du, a.cat.data(), w + p.wm, R2, 2 * D, D, false);
+      patch_merge_backward(dy_.data(), dcat_.data(), G, n, D, false);
+    } else {
+      linear_backward(dy_.data(), gr + p.wm, gr + p.bm, du, a.y.data(), w + p.wm, R2, 2 * D, D, false);
+    }
     // y = relu(h + LN(o)): dpre = dy * (y > 0) goes to the residual (dh) and through LN
     float* dh = dh_[l].data();
     relu_backward(dh, dy_.data(), a.y.data(), R * D, false);
