@@ -47,9 +47,11 @@ void check_linear(bool nonneg, uint64_t seed, int64_t R, int64_t IN, int64_t OUT
 }  // namespace
 
 TEST(Int8, LinearWithinTheQuantisationBound) {
-  // Row counts and widths that leave tails in every tile dimension of the AVX2 kernel
-  // (4 rows x 16 outputs, inputs in groups of 4), and a batch-1-like shape.
-  for (auto [R, IN, OUT] : {std::tuple<int64_t, int64_t, int64_t>{37, 96, 50}, {5, 97, 13}, {7, 33, 20}, {3, 256, 768}, {1, 3072, 1024}, {96, 64, 24}}) {  // the last: oneDNN's GEMM (over 16 rows)
+  // Widths that leave tails in every tile dimension of the AVX2 kernel (1 row x 64 outputs in
+  // blocks of 8, inputs in groups of 4), batch-1 shapes, and over 128 rows (oneDNN's GEMM).
+  for (auto [R, IN, OUT] : {std::tuple<int64_t, int64_t, int64_t>{37, 96, 50}, {5, 97, 13}, {7, 33, 20}, {9, 40, 100},
+                            {3, 256, 768}, {1, 3072, 1024}, {96, 256, 768}, {200, 64, 24}, {131, 33, 70}}) {
+    ASSERT_EQ(deploy::Int8Linear::use_own_kernel(R), R <= 128 && deploy::Int8Linear::use_own_kernel(1));
     check_linear(true, 1, R, IN, OUT);
     check_linear(false, 2, R, IN, OUT);
   }

@@ -21,11 +21,12 @@ namespace harvit::deploy {
 namespace {
 constexpr int kWeightMax = 63;  // 7-bit weights: no int16 saturation in non-VNNI u8 x s8 kernels
 constexpr int64_t kMinParallel = 1 << 15;  // smaller loops stay on the calling thread
-// Up to this many rows harvit's kernel (weights packed once) runs; above, oneDNN's GEMM, whose
-// per-call packing is amortised and whose inner kernel is faster (measured at 1 thread, quiet:
-// 1 x 3072 -> 1024, the batch-1 dense layer: 68 vs 185 us; 96 x 256 -> 768: 319 vs 267 us;
-// 48 x 512 -> 256: 112 vs 93 us).
-constexpr int64_t kOwnKernelMaxRows = 16;
+// Up to this many rows harvit's kernel (weights packed once, dequantisation in registers) runs;
+// above, oneDNN's GEMM, whose per-call packing is amortised and whose cache blocking wins on big
+// inputs. Measured at 2 threads, same run: 96 x 256 -> 768 (block 0 at batch 1) 142 vs 142 us,
+// 24 x 512 -> 256: 26 vs 31 us, 1 x 3072 -> 1024: 26 vs 84 us, whole batch-1 forward 0.60 vs
+// 0.62 ms; 3072 x 256 -> 768: 4.14 vs 3.94 ms, batch 256 1,720 vs 1,915 windows/s.
+constexpr int64_t kOwnKernelMaxRows = 128;
 }
 
 Int8Linear::Int8Linear(const float* w, const float* b, int64_t IN, int64_t OUT)
@@ -85,7 +86,7 @@ namespace {
 // vpmaddubsw adds adjacent u8 x s8 pairs into int16 (exact: 2 * 255 * 63 < 32767), vpmaddwd
 // with ones adds those pairs into int32.
 template <int RB, int NB>
-inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp, int64_t kgroups, int64_t wblock_stride,
+__attribute__((always_inline)) inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp, int64_t kgroups, int64_t wblock_stride,
                       __m256i (&acc)[RB][NB]) {
   using simd::unroll;  // constant indices keep acc in registers (see core/simd.h)
   const __m256i ones = _mm256_set1_epi16(1);
@@ -107,7 +108,7 @@ inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp, int64_t k
 }
 
 template <int RB, int NB>
-inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT, const float* ascale, int32_t zp,
+__attribute__((always_inline)) inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT, const float* ascale, int32_t zp,
                             const int32_t* wsum, const float* wscale, const float* bias, __m256i (&acc)[RB][NB]) {
   simd::unroll<RB>([&](auto r) {
     const __m256 as = _mm256_set1_ps(ascale[r]);
@@ -165,40 +166,37 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
   }
 #ifdef __AVX2__
   if (use_own_kernel(R)) {
-  // Tiles of 4 rows x 16 outputs (8 accumulators), tails with smaller row counts.
-  constexpr int RB = 4, NB = 2;
+  // One row x 64 outputs per tile (8 accumulators, weights streamed from L1 as memory operands
+  // of vpmaddubsw): measured against 4 x 16, 6 x 16, 3 x 24, 2 x 32 and 1 x 96 tiles here
+  // (170 vs 130-158 GOP/s on one core for 96 x 256 -> 768); narrower tiles for the last outputs.
+  constexpr int NB = 8;
   const int64_t kgroups = INp / 4, wbs = kgroups * 32, nob = OUTp_ / 8;
-  const int64_t rtiles = (R + RB - 1) / RB, otiles = (nob + NB - 1) / NB;
+  const int64_t otiles = (nob + NB - 1) / NB;
   const uint8_t* a8 = a8_.data();
   const int8_t* wp = wpack_.data();
   const float* as = ascale_.data();
 #pragma omp parallel for collapse(2) schedule(static) if(R * IN * OUT >= 64 * kMinParallel)
   for (int64_t ot = 0; ot < otiles; ++ot)
-    for (int64_t rt = 0; rt < rtiles; ++rt) {
-      const int64_t r0 = rt * RB, ob0 = ot * NB, o0 = ob0 * 8;
-      const int64_t nr = std::min<int64_t>(RB, R - r0);
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t ob0 = ot * NB, o0 = ob0 * 8;
       const int8_t* w0 = wp + ob0 * wbs;
-      float* o = out + r0 * OUT;
-      if (ob0 + NB <= nob) {
-        auto run = [&](auto rb_tag) {
-          constexpr int rb = decltype(rb_tag)::value;
-          __m256i acc[rb][NB];
-          int8_tile<rb, NB>(a8 + r0 * INp, INp, w0, kgroups, wbs, acc);
-          int8_tile_store<rb, NB>(o, OUT, o0, OUT, as + r0, zp, wsum_.data(), wscale_.data(), bias_.data(), acc);
-        };
-        switch (nr) {
-          case 4: run(std::integral_constant<int, 4>{}); break;
-          case 3: run(std::integral_constant<int, 3>{}); break;
-          case 2: run(std::integral_constant<int, 2>{}); break;
-          default: run(std::integral_constant<int, 1>{}); break;
-        }
-      } else {  // the last, single output block
-        for (int64_t r = 0; r < nr; ++r) {
-          __m256i acc[1][1];
-          int8_tile<1, 1>(a8 + (r0 + r) * INp, INp, w0, kgroups, wbs, acc);
-          int8_tile_store<1, 1>(o + r * OUT, OUT, o0, OUT, as + r0 + r, zp, wsum_.data(), wscale_.data(),
-                                bias_.data(), acc);
-        }
+      const uint8_t* a = a8 + r * INp;
+      float* o = out + r * OUT;
+      auto run = [&](auto nb_tag) {
+        constexpr int nb = decltype(nb_tag)::value;
+        __m256i acc[1][nb];
+        int8_tile<1, nb>(a, INp, w0, kgroups, wbs, acc);
+        int8_tile_store<1, nb>(o, OUT, o0, OUT, as + r, zp, wsum_.data(), wscale_.data(), bias_.data(), acc);
+      };
+      switch (std::min<int64_t>(NB, nob - ob0)) {
+        case 8: run(std::integral_constant<int, 8>{}); break;
+        case 7: run(std::integral_constant<int, 7>{}); break;
+        case 6: run(std::integral_constant<int, 6>{}); break;
+        case 5: run(std::integral_constant<int, 5>{}); break;
+        case 4: run(std::integral_constant<int, 4>{}); break;
+        case 3: run(std::integral_constant<int, 3>{}); break;
+        case 2: run(std::integral_constant<int, 2>{}); break;
+        default: run(std::integral_constant<int, 1>{}); break;
       }
     }
   return;

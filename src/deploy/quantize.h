@@ -22,12 +22,12 @@ namespace harvit::deploy {
 
 // out (R, OUT) = dequant(quant(inp) W8^T) + b for inp (R, IN); W from fp32 (OUT, IN).
 // With AVX2 the product runs in harvit's own kernel over weights packed once at construction
-// (vpmaddubsw/vpmaddwd on blocks of 8 outputs x 4 inputs; zero-point compensation from per-output
-// weight sums computed once, dequantisation fused into the store); oneDNN's u8s8s32 GEMM API
-// re-packs the weights and re-sums them on every call, which costs most for a few rows (the
-// batch-1 dense layer is a 1-row GEMV); from 17 rows on that cost is amortised and oneDNN's GEMM
-// (a faster inner kernel than this one) runs instead. Without AVX2, always
-// oneDNN.
+// (vpmaddubsw/vpmaddwd, one row x 64 outputs per register tile; zero-point compensation from
+// per-output weight sums computed once, dequantisation fused into the store); oneDNN's u8s8s32
+// GEMM API re-packs the weights and re-sums them on every call, which costs most for a few rows
+// (the batch-1 dense layer is a 1-row GEMV). Up to 128 rows (every layer at batch 1) harvit's
+// kernel runs; above, oneDNN's GEMM, whose cache blocking wins on big inputs. Without AVX2,
+// always oneDNN.
 class Int8Linear {
  public:
   Int8Linear() = default;
