@@ -58,6 +58,32 @@ TEST(Int8, LinearWithinTheQuantisationBound) {
   std::printf("int8 kernel for 1 row: %s\n", deploy::Int8Linear::use_own_kernel(1) ? "harvit AVX2" : "oneDNN u8s8s32");
 }
 
+// A row's quantisation (scale and zero point) is its own: a non-negative row keeps its 256 levels
+// next to signed rows, and gives the same outputs alone as in any batch - bit for bit through
+// harvit's kernel (up to 128 rows), to float rounding through oneDNN's (more rows).
+TEST(Int8, EachRowIsQuantisedOnItsOwn) {
+  Rng rng(5);
+  const int64_t IN = 70, OUT = 40;
+  std::vector<float> w(OUT * IN), b(OUT);
+  for (auto& v : w) v = 0.1f * rng.normal();
+  for (auto& v : b) v = rng.normal();
+  deploy::Int8Linear q(w.data(), b.data(), IN, OUT);
+  for (int64_t R : {9, 300}) {
+    std::vector<float> x(R * IN), all(R * OUT), alone(OUT);
+    for (int64_t i = 0; i < R * IN; ++i) x[i] = i < IN ? std::fabs(rng.normal()) : rng.normal();  // row 0 >= 0
+    q.forward(all.data(), x.data(), R);
+    for (int64_t r : {int64_t{0}, R - 1}) {
+      q.forward(alone.data(), x.data() + r * IN, 1);
+      for (int64_t o = 0; o < OUT; ++o) {
+        if (deploy::Int8Linear::use_own_kernel(R))
+          ASSERT_EQ(all[r * OUT + o], alone[o]) << "R=" << R << " row " << r << " output " << o;
+        else
+          ASSERT_NEAR(all[r * OUT + o], alone[o], 1e-5 * (1 + std::fabs(alone[o]))) << "R=" << R << " row " << r;
+      }
+    }
+  }
+}
+
 TEST(Int8, VitLogitsCloseToFp32) {
   nn::VitConfig cfg;  // the seed config, fixture parameters (as in the PyTorch parity test)
   nn::Vit fp(cfg);

@@ -166,12 +166,12 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
   if (static_cast<int64_t>(ascale_.size()) < R) {
     a8_.assign(R * INp, 0);  // the padding columns stay zero
     ascale_.resize(R);
+    azp_.resize(R);
   }
-  // Per-row range in one pass; is the whole input non-negative? Then u8 covers [0, max] with all
-  // 256 levels, else zero point 128.
-  const bool par = R * IN >= kMinParallel;
-  bool nonneg = true;
-#pragma omp parallel for reduction(&& : nonneg) schedule(static) if(par)
+  // Each row is quantised on its own: u8 over [0, max] (all 256 levels) when the row is
+  // non-negative (the ReLU outputs most layers read), else zero point 128 and scale max|x| / 127.
+  // Per row, so a window's result never depends on the other windows of its batch.
+#pragma omp parallel for schedule(static) if(R * IN >= kMinParallel)
   for (int64_t r = 0; r < R; ++r) {
     const float* x = inp + r * IN;
     float lo = x[0], hi = x[0];
@@ -180,17 +180,11 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
       lo = std::min(lo, x[i]);
       hi = std::max(hi, x[i]);
     }
-    ascale_[r] = std::max(hi, -lo);  // max |x| for now
-    nonneg = nonneg && lo >= 0.0f;
-  }
-  const uint8_t zp = nonneg ? 0 : 128;
-  const float levels = nonneg ? 255.0f : 127.0f;
-#pragma omp parallel for schedule(static) if(par)
-  for (int64_t r = 0; r < R; ++r) {
-    const float* x = inp + r * IN;
-    const float mx = ascale_[r];
-    const float s = mx > 0.0f ? mx / levels : 1.0f, inv = 1.0f / s;
+    const bool nonneg = lo >= 0.0f;
+    const float mx = std::max(hi, -lo), zp = nonneg ? 0.0f : 128.0f;
+    const float s = mx > 0.0f ? mx / (nonneg ? 255.0f : 127.0f) : 1.0f, inv = 1.0f / s;
     ascale_[r] = s;
+    azp_[r] = nonneg ? 0 : 128;
     uint8_t* q = a8_.data() + r * INp;
 #pragma omp simd
     for (int64_t i = 0; i < IN; ++i) q[i] = static_cast<uint8_t>(std::nearbyint(x[i] * inv) + zp);
@@ -210,13 +204,14 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
 #pragma omp parallel for collapse(2) schedule(static) if(R * IN * OUT >= 64 * kMinParallel)
   for (int64_t ot = 0; ot < otiles; ++ot)
     for (int64_t r = 0; r < R; ++r)
-      int8_row_tile(out + r * OUT, OUT, ot * 8, nob, a8 + r * INp, INp, wp, kgroups, as + r, zp, ws, wsc, bs);
+      int8_row_tile(out + r * OUT, OUT, ot * 8, nob, a8 + r * INp, INp, wp, kgroups, as + r, azp_[r], ws, wsc, bs);
   return;
   }
 #endif
   if (static_cast<int64_t>(acc_.size()) < R * OUT) acc_.resize(R * OUT);
   const int32_t co = 0;
-  const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8_.data(), INp, zp, w8_.data(), IN, 0,
+  // no offset for oneDNN: each row's zero point is taken out below, as zp_r * sum_k w[c][k]
+  const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8_.data(), INp, 0, w8_.data(), IN, 0,
                                              0.0f, acc_.data(), OUT, &co);
   if (st != dnnl_success) fail("oneDNN int8 GEMM failed (status " + std::to_string(static_cast<int>(st)) + ")");
 #pragma omp parallel for schedule(static) if(R * OUT >= kMinParallel)
@@ -224,8 +219,9 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
     const int32_t* a = acc_.data() + r * OUT;
     float* o = out + r * OUT;
     const float s = ascale_[r];
+    const int32_t zr = azp_[r];
 #pragma omp simd
-    for (int64_t c = 0; c < OUT; ++c) o[c] = s * wscale_[c] * static_cast<float>(a[c]) + bias_[c];
+    for (int64_t c = 0; c < OUT; ++c) o[c] = s * wscale_[c] * static_cast<float>(a[c] - zr * wsum_[c]) + bias_[c];
   }
 }
 

@@ -1,5 +1,5 @@
 // Int8 inference for deployment: the ViT's linear layers (q|k|v, attention output, patch merge,
-// first dense layer) run as u8 x s8 -> s32 GEMMs through oneDNN; patch embedding, attention
+// first dense layer) run as u8 x s8 -> s32 GEMMs (harvit's kernel or oneDNN); patch embedding, attention
 // scores, LayerNorm and the last (tiny) layer stay fp32.
 //
 // Quantisation (no calibration data needed):
@@ -47,6 +47,7 @@ class Int8Linear {
   std::vector<float> wscale_, bias_;  // (OUTp), zero-padded
   std::vector<uint8_t> a8_;     // scratch: quantised input (R, INp)
   std::vector<float> ascale_;   // scratch: per-row input scales
+  std::vector<int32_t> azp_;    // scratch: per-row input zero points (0 or 128)
   std::vector<int32_t> acc_;    // scratch: int32 products (fallback)
 };
 
