@@ -87,8 +87,9 @@ namespace {
 // vpmaddubsw adds adjacent u8 x s8 pairs into int16 (exact: 2 * 255 * 63 < 32767), vpmaddwd
 // with ones adds those pairs into int32.
 template <int RB, int NB>
-__attribute__((always_inline)) inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp, int64_t kgroups, int64_t wblock_stride,
-                      __m256i (&acc)[RB][NB]) {
+__attribute__((always_inline)) inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp,
+                                                     int64_t kgroups, int64_t wblock_stride,
+                                                     __m256i (&acc)[RB][NB]) {
   using simd::unroll;  // constant indices keep acc in registers (see core/simd.h)
   const __m256i ones = _mm256_set1_epi16(1);
   unroll<RB>([&](auto r) { unroll<NB>([&](auto nb) { acc[r][nb] = _mm256_setzero_si256(); }); });
@@ -109,8 +110,10 @@ __attribute__((always_inline)) inline void int8_tile(const uint8_t* a, int64_t l
 }
 
 template <int RB, int NB>
-__attribute__((always_inline)) inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT, const float* ascale, int32_t zp,
-                            const int32_t* wsum, const float* wscale, const float* bias, __m256i (&acc)[RB][NB]) {
+__attribute__((always_inline)) inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT,
+                                                           const float* ascale, int32_t zp, const int32_t* wsum,
+                                                           const float* wscale, const float* bias,
+                                                           __m256i (&acc)[RB][NB]) {
   simd::unroll<RB>([&](auto r) {
     const __m256 as = _mm256_set1_ps(ascale[r]);
     simd::unroll<NB>([&](auto nb) {
