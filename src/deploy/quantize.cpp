@@ -82,83 +82,61 @@ bool Int8Linear::use_own_kernel(int64_t R) {
 
 namespace {
 #ifdef __AVX2__
-// acc[r][0..8*NB) for RB rows of a (row stride lda bytes) against NB packed output blocks.
-// Each step: 4 inputs of a row broadcast to 8 lanes, times the 8x4 weights of a block:
-// vpmaddubsw adds adjacent u8 x s8 pairs into int16 (exact: 2 * 255 * 63 < 32767), vpmaddwd
-// with ones adds those pairs into int32.
-template <int RB, int NB>
-__attribute__((always_inline)) inline void int8_tile(const uint8_t* a, int64_t lda, const int8_t* wp,
-                                                     int64_t kgroups, int64_t wblock_stride,
-                                                     __m256i (&acc)[RB][NB]) {
-  using simd::unroll;  // constant indices keep acc in registers (see core/simd.h)
-  const __m256i ones = _mm256_set1_epi16(1);
-  unroll<RB>([&](auto r) { unroll<NB>([&](auto nb) { acc[r][nb] = _mm256_setzero_si256(); }); });
-  for (int64_t kg = 0; kg < kgroups; ++kg) {
-    __m256i wv[NB];
-    unroll<NB>([&](auto nb) {
-      wv[nb] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + nb * wblock_stride + kg * 32));
-    });
-    unroll<RB>([&](auto r) {
-      int32_t a4;
-      std::memcpy(&a4, a + r * lda + kg * 4, 4);
-      const __m256i av = _mm256_set1_epi32(a4);
-      unroll<NB>([&](auto nb) {
-        acc[r][nb] = _mm256_add_epi32(acc[r][nb], _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv[nb]), ones));
-      });
-    });
-  }
-}
-
-template <int RB, int NB>
-__attribute__((always_inline)) inline void int8_tile_store(float* out, int64_t ldo, int64_t o0, int64_t OUT,
-                                                           const float* ascale, int32_t zp, const int32_t* wsum,
-                                                           const float* wscale, const float* bias,
-                                                           __m256i (&acc)[RB][NB]) {
-  simd::unroll<RB>([&](auto r) {
-    const __m256 as = _mm256_set1_ps(ascale[r]);
-    simd::unroll<NB>([&](auto nb) {
-      const int64_t o = o0 + nb * 8;
-      // (a + zp) w summed -> subtract zp * sum(w); then scale_a * scale_w * acc + bias
-      const __m256i comp = _mm256_mullo_epi32(_mm256_set1_epi32(zp), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsum + o)));
-      const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[r][nb], comp));
-      const __m256 res = _mm256_fmadd_ps(_mm256_mul_ps(as, _mm256_loadu_ps(wscale + o)), v, _mm256_loadu_ps(bias + o));
-      float* dst = out + r * ldo + o;
-      if (o + 8 <= OUT) {
-        _mm256_storeu_ps(dst, res);
-      } else {
-        _mm256_maskstore_ps(dst, simd::first_lanes(OUT - o), res);
-      }
-    });
-  });
-}
-
+// One output row, 8 * NB outputs from o0 on, against NB packed output blocks; NB accumulators
+// stay in registers over the whole row (constant indices: see core/simd.h). Each step: 4 inputs
+// of the row broadcast to 8 lanes, times the 8x4 weights of a block: vpmaddubsw adds adjacent
+// u8 x s8 pairs into int16 (exact: 2 * 255 * 63 < 32767), vpmaddwd with ones adds those pairs
+// into int32. The store takes out the zero point ((a + zp) w summed -> minus zp * sum(w)) and
+// dequantises: scale_a * scale_w * acc + bias.
 template <int NB>
-__attribute__((always_inline)) inline void int8_row(float* o, int64_t OUT, int64_t o0, const uint8_t* a, int64_t INp,
-                                                    const int8_t* w0, int64_t kgroups, int64_t wbs, const float* as,
+__attribute__((always_inline)) inline void int8_row(float* o, int64_t OUT, int64_t o0, const uint8_t* a,
+                                                    const int8_t* w0, int64_t kgroups, int64_t wbs, float as,
                                                     int32_t zp, const int32_t* wsum, const float* wscale,
                                                     const float* bias) {
-  __m256i acc[1][NB];
-  int8_tile<1, NB>(a, INp, w0, kgroups, wbs, acc);
-  int8_tile_store<1, NB>(o, OUT, o0, OUT, as, zp, wsum, wscale, bias, acc);
+  using simd::unroll;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[NB];
+  unroll<NB>([&](auto nb) { acc[nb] = _mm256_setzero_si256(); });
+  for (int64_t kg = 0; kg < kgroups; ++kg) {
+    int32_t a4;
+    std::memcpy(&a4, a + kg * 4, 4);
+    const __m256i av = _mm256_set1_epi32(a4);
+    unroll<NB>([&](auto nb) {
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + nb * wbs + kg * 32));
+      acc[nb] = _mm256_add_epi32(acc[nb], _mm256_madd_epi16(_mm256_maddubs_epi16(av, wv), ones));
+    });
+  }
+  const __m256 vas = _mm256_set1_ps(as);
+  const __m256i vzp = _mm256_set1_epi32(zp);
+  unroll<NB>([&](auto nb) {
+    const int64_t oc = o0 + nb * 8;
+    const __m256i comp = _mm256_mullo_epi32(vzp, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsum + oc)));
+    const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[nb], comp));
+    const __m256 res = _mm256_fmadd_ps(_mm256_mul_ps(vas, _mm256_loadu_ps(wscale + oc)), v, _mm256_loadu_ps(bias + oc));
+    if (oc + 8 <= OUT)
+      _mm256_storeu_ps(o + oc, res);
+    else
+      _mm256_maskstore_ps(o + oc, simd::first_lanes(OUT - oc), res);
+  });
 }
 
 // One row of the output, outputs [8 * ob0, 8 * (ob0 + min(8, nob - ob0))): a register tile of up
 // to 8 blocks of 8 (the last tile of a layer may be narrower).
 __attribute__((always_inline)) inline void int8_row_tile(float* o, int64_t OUT, int64_t ob0, int64_t nob,
-                                                         const uint8_t* a, int64_t INp, const int8_t* wp,
-                                                         int64_t kgroups, const float* as, int32_t zp,
+                                                         const uint8_t* a, const int8_t* wp, int64_t kgroups,
+                                                         float as, int32_t zp,
                                                          const int32_t* wsum, const float* wscale, const float* bias) {
   const int64_t wbs = kgroups * 32, o0 = ob0 * 8;
   const int8_t* w0 = wp + ob0 * wbs;
   switch (std::min<int64_t>(8, nob - ob0)) {
-    case 8: int8_row<8>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
-    case 7: int8_row<7>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
-    case 6: int8_row<6>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
-    case 5: int8_row<5>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
-    case 4: int8_row<4>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
-    case 3: int8_row<3>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
-    case 2: int8_row<2>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
-    default: int8_row<1>(o, OUT, o0, a, INp, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    case 8: int8_row<8>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    case 7: int8_row<7>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    case 6: int8_row<6>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    case 5: int8_row<5>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    case 4: int8_row<4>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    case 3: int8_row<3>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    case 2: int8_row<2>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
+    default: int8_row<1>(o, OUT, o0, a, w0, kgroups, wbs, as, zp, wsum, wscale, bias); break;
   }
 }
 #endif
@@ -207,7 +185,7 @@ void Int8Linear::forward(float* out, const float* inp, int64_t R) {
 #pragma omp parallel for collapse(2) schedule(static) if(R * IN * OUT >= 64 * kMinParallel)
   for (int64_t ot = 0; ot < otiles; ++ot)
     for (int64_t r = 0; r < R; ++r)
-      int8_row_tile(out + r * OUT, OUT, ot * 8, nob, a8 + r * INp, INp, wp, kgroups, as + r, azp_[r], ws, wsc, bs);
+      int8_row_tile(out + r * OUT, OUT, ot * 8, nob, a8 + r * INp, wp, kgroups, as[r], azp_[r], ws, wsc, bs);
   return;
   }
 #endif
