@@ -160,6 +160,9 @@ TEST(Simd, ExpWithinFourUlpOnTheSoftmaxRangeAndZeroBelow) {
   EXPECT_EQ(out[0], 0.0f);
   _mm256_store_ps(out, simd::exp(_mm256_set1_ps(0.0f)));
   EXPECT_EQ(out[0], 1.0f);
+  _mm256_store_ps(out, simd::exp(_mm256_set1_ps(1000.0f)));  // saturates, finite
+  EXPECT_TRUE(std::isfinite(out[0]));
+  EXPECT_NEAR(out[0] / std::exp(88.0), 1.0, 1e-6);
 }
 
 TEST(Simd, Transpose8x8) {

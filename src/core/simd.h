@@ -48,11 +48,11 @@ inline float hmax(__m256 v) {
 }
 
 // e^x in 8 lanes: Cody-Waite reduction by ln 2 and Cephes' degree-6 polynomial for e^r (about
-// 1 ulp); below ln(FLT_MIN) the result is 0 and above 88.37 it saturates at e^88.37.
+// 1 ulp); below ln(FLT_MIN) the result is 0 and above 88 it saturates at e^88 (finite).
 inline __m256 exp(__m256 x) {
   const __m256 lo = _mm256_set1_ps(-87.33654f);
   const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.37626f));
+  x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
