@@ -1,7 +1,10 @@
 // Per-layer micro-benchmarks (Google Benchmark) at the seed config's shapes for a training batch
-// of 128 windows: T=128, M=3, P=4 -> N=32 tokens per axis, D=256, H=4, A=64, hidden=1024.
+// of 128 windows: T=128, M=3, P=4 -> N=32 tokens per axis, D=256, H=4, A=64, hidden=1024; the
+// linear layers also at batch 1 (streaming inference), and the small GEMMs of one attention head.
 // GEMM-shaped layers report GFLOP/s (counter "FLOPS"); memory-bound ones bytes/s.
 //   build/release/bench/bench_layers [--benchmark_filter=REGEX]
+// The int8 rows use harvit's kernel up to 128 rows and oneDNN's above; HARVIT_INT8_KERNEL=harvit
+// or =onednn forces one of them for a comparison.
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -40,6 +43,10 @@ const LinearShape kLinears[] = {
     {"attention out (block 0)", kB * kM * kN, kHA, kD},
     {"patch merge (block 0)", kB * kM * kN / 2, 2 * kD, kD},
     {"dense_tower.0", kB, kM * 4 * kD, 1024},
+    {"qkv (block 0, batch 1)", kM * kN, kD, 3 * kHA},
+    {"attention out (block 0, batch 1)", kM * kN, kHA, kD},
+    {"patch merge (block 0, batch 1)", kM * kN / 2, 2 * kD, kD},
+    {"dense_tower.0 (batch 1)", 1, kM * 4 * kD, 1024},
 };
 
 void BM_LinearForward(benchmark::State& st) {
@@ -50,7 +57,7 @@ void BM_LinearForward(benchmark::State& st) {
   st.SetLabel(s.name);
   flops(st, 2.0 * s.R * s.IN * s.OUT);
 }
-BENCHMARK(BM_LinearForward)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_LinearForward)->DenseRange(0, 7)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_LinearBackward(benchmark::State& st) {  // dinp and dW (and db): twice the forward's work
   const auto& s = kLinears[st.range(0)];
@@ -73,7 +80,26 @@ void BM_Int8LinearForward(benchmark::State& st) {  // quantise rows + u8s8 GEMM 
   st.SetLabel(s.name);
   flops(st, 2.0 * s.R * s.IN * s.OUT);
 }
-BENCHMARK(BM_Int8LinearForward)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_Int8LinearForward)->DenseRange(0, 7)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// One (window-axis, head) pair's products on one thread (core/gemm.h): arg 0 = S = q k^T
+// (32 x 32, k = 64, B^T transposed into scratch), 1 = z = P v (32 x 64, k = 32), both over rows
+// 768 floats apart as in the fused q|k|v buffer.
+void BM_SmallGemmAttentionHead(benchmark::State& st) {
+  const int64_t n = kN, ld = 3 * kHA;
+  auto qkv = randn(n * ld), P = randn(n * n, 2);
+  std::vector<float> out(n * kHA);
+  for (auto _ : st) {
+    if (st.range(0) == 0)
+      small_gemm_nt(n, n, kA, 0.125f, qkv.data(), ld, qkv.data() + kHA, ld, out.data(), n, false);
+    else
+      small_gemm(n, kA, n, 1.0f, P.data(), n, 1, qkv.data() + 2 * kHA, ld, out.data(), kHA, false);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.SetLabel(st.range(0) == 0 ? "q k^T" : "P v");
+  flops(st, 2.0 * n * n * kA);
+}
+BENCHMARK(BM_SmallGemmAttentionHead)->DenseRange(0, 1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_AttentionForward(benchmark::State& st) {  // block 0: G = B*M groups of n = 32 tokens
   const int64_t G = kB * kM, n = kN, R = G * n;
