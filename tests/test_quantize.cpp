@@ -108,6 +108,23 @@ TEST(Int8, VitLogitsCloseToFp32) {
   EXPECT_THROW(q->backward_from_logits(want.data()), std::runtime_error);
 }
 
+// Odd token counts (T = 100: 25 -> 13 -> 7 tokens) take the padded patch-merge copy.
+TEST(Int8, OddTokenCountsCloseToFp32) {
+  nn::VitConfig cfg;
+  cfg.T = 100; cfg.M = 6; cfg.C = 12; cfg.D = 64; cfg.H = 3; cfg.A = 24; cfg.hidden = 96;
+  nn::Vit fp(cfg);
+  test::fixture_params(fp, 8);
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  const int64_t B = 5;
+  test::fixture_batch(cfg, 8, 1000, B, x, y);
+  std::vector<float> want(fp.forward(x.data(), B), fp.forward(x.data(), B) + B * cfg.C);
+  auto q = deploy::convert_precision(fp, "int8");
+  const auto d = test::compare(q->forward(x.data(), B), want.data(), want.size());
+  std::printf("int8 vs fp32 logits, odd token counts: max|diff| %.3g (rel %.3g)\n", d.max_abs, d.rel());
+  EXPECT_LT(d.rel(), 0.06);
+}
+
 TEST(Int8, ClearFailures) {
   nn::Vit fp(nn::VitConfig{});
   EXPECT_EQ(deploy::convert_precision(fp, "fp32"), nullptr);

@@ -250,7 +250,10 @@ const float* Int8Vit::forward(const float* x, int64_t B) {
     capacity_ = B;
     patches_.resize(R0 * c.P);
     h_.resize(R0 * D); qkv_.resize(R0 * 3 * HA); att_.resize(G * c.H * c.N() * c.N());
-    z_.resize(R0 * HA); o_.resize(R0 * D); y_.resize(R0 * D); cat_.resize((R0 + G) * D);
+    z_.resize(R0 * HA); o_.resize(R0 * D); y_.resize(R0 * D);
+    bool odd = false;  // the padded merge copy is only needed for an odd token count
+    for (int64_t l = 0; l < c.L; ++l) odd = odd || c.tokens(l) % 2;
+    cat_.resize(odd ? (R0 + G) * D : 0);
     u_.resize(R0 * D); mean_.resize(R0); rstd_.resize(R0);
     a1_.resize(B * c.hidden); r_.resize(B * c.hidden); logits_.resize(B * c.C);
   }
