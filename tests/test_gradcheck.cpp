@@ -233,6 +233,14 @@ TEST(GradCheck, PatchMergeOddAndEven) {
   patch_merge_forward(out.data(), x.data(), 2, 3, 4);
   for (int64_t g = 0; g < 2; ++g)
     for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(out[(g * 2 + 1) * 8 + 4 + i], 0.0f);
+  // The merge input: the padded copy for odd n, the input itself (no copy) for even n, whose
+  // bytes already are the (G, n/2, 2*Dn) layout patch_merge_forward would write.
+  EXPECT_EQ(patch_merge_input(out.data(), x.data(), 2, 3, 4), out.data());
+  Vec even(2 * 4 * 4), copied(even.size(), -1.0f);
+  for (size_t i = 0; i < even.size(); ++i) even[i] = float(i);
+  EXPECT_EQ(patch_merge_input(copied.data(), even.data(), 2, 4, 4), even.data());
+  patch_merge_forward(copied.data(), even.data(), 2, 4, 4);
+  EXPECT_EQ(copied, even);
 }
 
 TEST(GradCheck, PatchEmbed) {

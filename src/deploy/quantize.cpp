@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <type_traits>
 #ifdef __AVX2__
 #include <immintrin.h>
 #endif
@@ -266,12 +265,7 @@ const float* Int8Vit::forward(const float* x, int64_t B) {
     nn::attention_forward(z_.data(), att_.data(), qkv, qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
     p.o.forward(o_.data(), z_.data(), R);
     nn::layernorm_forward(y_.data(), mean_.data(), rstd_.data(), o_.data(), p.g1, p.b1, R, D, h_.data(), true);
-    const float* cat = y_.data();  // even n: token pairs are adjacent, y is the merged input
-    if (n % 2) {
-      nn::patch_merge_forward(cat_.data(), y_.data(), G, n, D);
-      cat = cat_.data();
-    }
-    p.merge.forward(u_.data(), cat, R2);
+    p.merge.forward(u_.data(), nn::patch_merge_input(cat_.data(), y_.data(), G, n, D), R2);
     nn::layernorm_forward(h_.data(), mean_.data(), rstd_.data(), u_.data(), p.g2, p.b2, R2, D, nullptr, true);
   }
   d0_.forward(a1_.data(), h_.data(), B);

@@ -265,6 +265,12 @@ void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int
   }
 }
 
+const float* patch_merge_input(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn) {
+  if (n % 2 == 0) return inp;
+  patch_merge_forward(out, inp, G, n, Dn);
+  return out;
+}
+
 void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn,
                           bool accumulate) {
   // dout (G, ceil(n/2), 2*Dn) -> dinp (G, n, Dn) (+)=

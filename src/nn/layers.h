@@ -51,6 +51,10 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dz, const 
 // ---- patch merge: pairs of tokens concatenated along features, odd n zero-padded --------------
 // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn): out[g, j] = [inp[g, 2j], inp[g, 2j+1] or 0]
 void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn);
+// The merge's input for inp (G, n, Dn): inp itself when n is even (a token pair is adjacent in
+// memory, so (G, n/2, 2*Dn) is the same bytes: no copy), else the zero-padded copy written into
+// out by patch_merge_forward. The backward of the even case is the identity.
+const float* patch_merge_input(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn);
 // dout (G, ceil(n/2), 2*Dn) -> dinp (G, n, Dn) += (the padded token's gradient is dropped)
 void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn,
                           bool accumulate = true);

@@ -171,12 +171,8 @@ const float* Vit::forward(const float* x, int64_t B) {
     layernorm_forward(a.y.data(), a.mean1.data(), a.rstd1.data(), a.o.data(), w + p.g1, w + p.b1, R,
                       D, h, true);
     // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
-    // y's own memory (a token pair is adjacent), only odd n needs a padded copy
-    const float* cat = a.y.data();
-    if (n % 2) {
-      patch_merge_forward(a.cat.data(), a.y.data(), G, n, D);
-      cat = a.cat.data();
-    }
+    // y's own memory, only odd n needs a padded copy
+    const float* cat = patch_merge_input(a.cat.data(), a.y.data(), G, n, D);
     linear_forward(a.u.data(), cat, w + p.wm, w + p.bm, R2, 2 * D, D);
     layernorm_forward(a.out.data(), a.mean2.data(), a.rstd2.data(), a.u.data(), w + p.g2, w + p.b2,
                       R2, D, nullptr, true);
