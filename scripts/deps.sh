@@ -3,8 +3,10 @@
 #   scripts/deps.sh            build + test dependencies
 #   scripts/deps.sh --bench    also what bench/compare_torch needs (OpenBLAS for PyTorch)
 set -euo pipefail
+# ocl-icd-opencl-dev: Debian's oneDNN CMake package (dnnl-config.cmake) calls find_package(OpenCL
+# REQUIRED), but libdnnl-dev only recommends it and recommends are not installed here.
 pkgs=(build-essential cmake g++ make pkg-config xz-utils
-      libdnnl-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
       python3 python3-numpy python3-torch gnuplot-nox clang libclang-rt-14-dev libomp-dev)
 if [ "${1:-}" = "--bench" ]; then pkgs+=(libopenblas0-openmp); fi
 missing=()
