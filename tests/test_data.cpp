@@ -189,6 +189,114 @@ TEST(Windows, GapsAndLabelChangesStartNewRuns) {
   EXPECT_NE(error_of([&] { make_windows(raw, wo); }).find("too few samples for one window"), std::string::npos);
 }
 
+TEST(Windows, RepeatedAndSlightlyOutOfOrderRecordsAreDroppedNotCuts) {
+  // Walking 0..39 with: a repeat of sample 9 after sample 10 (one period back), an exact repeat of
+  // sample 20, and sample 29 after 31 (two periods back). Then a step back of 3 periods (cut),
+  // a gap (cut), a label change with time going back by one period (a cut, not a drop), another
+  // user at the same timestamps (its own stream).
+  std::string text;
+  for (int i = 0; i < 40; ++i) {
+    if (i == 30) continue;
+    text += wisdm_line(1, "Walking", i == 31 ? 30 : i == 32 ? 31 : i);
+    if (i == 10) text.back() = ' ', text += wisdm_line(1, "Walking", 9);  // two records on one line
+    if (i == 20) text += wisdm_line(1, "Walking", 20);
+    if (i == 32) text += wisdm_line(1, "Walking", 29);
+  }
+  for (int i = 36; i < 56; ++i) text += wisdm_line(1, "Walking", i);    // 3 periods back from 39: cut
+  for (int i = 70; i < 90; ++i) text += wisdm_line(1, "Walking", i);    // 13-period gap: cut
+  for (int i = 89; i < 99; ++i) text += wisdm_line(1, "Jogging", i);    // label change, one back: kept
+  for (int i = 0; i < 10; ++i) text += wisdm_line(2, "Walking", i);     // another user
+  RawData raw;
+  parse_wisdm_text(text, "r.txt", raw);
+  EXPECT_EQ(raw.report.skipped.at("repeated or out-of-order record"), 3);
+  EXPECT_EQ(raw.report.examples.at("repeated or out-of-order record")[0], "r.txt:11");
+  ASSERT_EQ(raw.streams.size(), 2u);
+  EXPECT_EQ(raw.streams[0].size(), 39 + 20 + 20 + 10);
+  EXPECT_EQ(raw.streams[1].size(), 10);
+  WindowOptions wo;
+  wo.length = 8;
+  wo.stride = 4;
+  Dataset ds = make_windows(raw, wo);
+  // Runs: 39 samples -> 8 windows, 20 -> 4, 20 -> 4, 10 -> 1, user 2: 10 -> 1.
+  EXPECT_EQ(ds.size(), 18);
+  EXPECT_EQ(std::set<int32_t>(ds.run.begin(), ds.run.end()).size(), 5u);
+  EXPECT_EQ(ds.info["time_cuts"]["step_back"], 1);
+  EXPECT_EQ(ds.info["time_cuts"]["gap"], 1);
+  // Time-blind: user 1 Walking 79 samples -> 18 windows, Jogging 1, user 2 1.
+  EXPECT_EQ(ds.info["windows_if_time_ignored"], 20);
+  const std::string sum = time_cut_summary(ds);
+  EXPECT_NE(sum.find("1 x gap"), std::string::npos) << sum;
+  EXPECT_NE(sum.find("18 windows, 20 if timestamps were ignored (10.0 % fewer)"), std::string::npos) << sum;
+  // The kept records are in time order: sample 9's repeat did not enter the first window.
+  EXPECT_FLOAT_EQ(ds.x[(2 * 8 + 3) * 3 + 1], 0.11f);  // window 2 starts at 8: sample 8, 9, 10, 11
+}
+
+// A WISDM v1.1-style file as the real one is: 3 users x 6 activities x `n` records at 20 Hz, with
+// about 1 % of the lines also carrying a repeat of the previous record, 1 % missing a value and
+// 1 % empty lines (dirty = true).
+static std::string wisdm_v11_like(int n, bool dirty) {
+  const char* acts[6] = {"Walking", "Jogging", "Upstairs", "Downstairs", "Sitting", "Standing"};
+  std::string text;
+  uint64_t h = 12345;
+  auto chance = [&](int per_mille) {
+    h = h * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int>((h >> 33) % 1000) < per_mille;
+  };
+  int64_t t = 1000000000;
+  for (int u = 1; u <= 3; ++u)
+    for (const char* a : acts) {
+      t += 10'000'000'000;  // 10 s between recordings
+      for (int i = 0; i < n; ++i, t += 50'000'000) {
+        std::string line = std::to_string(u) + "," + a + "," + std::to_string(t) + "," + std::to_string(0.1 * (i % 7)) +
+                           "," + std::to_string(9.8 - 0.01 * (i % 13)) + "," + std::to_string(-0.3 + 0.02 * (i % 5)) + ";";
+        if (dirty && i > 0 && chance(10))
+          line += std::to_string(u) + "," + a + "," + std::to_string(t - 50'000'000) + ",0.5,9.7,0.1;";
+        if (dirty && chance(10)) line = std::to_string(u) + "," + a + "," + std::to_string(t) + ",0.5,,0.1;";
+        text += line + "\n";
+        if (dirty && chance(10)) text += "\n";
+      }
+    }
+  return text;
+}
+
+TEST(Windows, DirtyWisdmFileKeepsItsWindows) {
+  RawData clean, dirty;
+  parse_wisdm_text(wisdm_v11_like(2400, false), "clean.txt", clean);
+  parse_wisdm_text(wisdm_v11_like(2400, true), "dirty.txt", dirty);
+  const WindowOptions wo;  // 128 / 64, gap 5 periods
+  const Dataset dc = make_windows(clean, wo), dd = make_windows(dirty, wo);
+  EXPECT_EQ(dc.size(), 18 * ((2400 - 128) / 64 + 1));
+  const int64_t repeats = dirty.report.skipped.at("repeated or out-of-order record");
+  EXPECT_GT(repeats, 300);  // ~1 % of 43,200 lines
+  EXPECT_GT(dirty.report.skipped.at("missing value"), 300);
+  EXPECT_GT(dirty.report.skipped.at("empty line"), 300);
+  std::printf("  clean %lld windows, dirty %lld (%lld repeats dropped)\n", (long long)dc.size(), (long long)dd.size(),
+              (long long)repeats);
+  EXPECT_GE(dd.size(), dc.size() * 95 / 100);
+  EXPECT_EQ(dd.info["time_cuts"]["step_back"], 0);
+}
+
+TEST(Csv, RepeatedTimesAreDroppedAndCounted) {
+  CsvOptions o;
+  o.label_col = "act";
+  o.time_col = "t";
+  o.axis_cols = {"ax"};
+  o.rate_hz = 50;  // 20 ms
+  RawData raw;
+  // 40 repeats 40 (dropped), 20 after 60 steps back one period (dropped), 0 after 80 is 4 periods
+  // back (kept: a cut), 100 is a new label after 0.
+  parse_csv_text("t,act,ax\n0,a,1\n20,a,2\n40,a,3\n40,a,9\n60,a,4\n20,a,9\n80,a,5\n0,a,6\n100,b,7\n", "c.csv", o, raw);
+  EXPECT_EQ(raw.report.records, 7);
+  EXPECT_EQ(raw.report.skipped.at("repeated or out-of-order record"), 2);
+  EXPECT_EQ(raw.report.examples.at("repeated or out-of-order record")[1], "c.csv:7");
+  ASSERT_EQ(raw.streams.size(), 1u);
+  EXPECT_EQ(raw.streams[0].values, (std::vector<float>{1, 2, 3, 4, 5, 6, 7}));
+  // A bad value in a repeated row is still an error.
+  RawData bad;
+  EXPECT_NE(error_of([&] { parse_csv_text("t,act,ax\n0,a,1\n0,a,x\n", "d.csv", o, bad); }).find("d.csv:3"),
+            std::string::npos);
+}
+
 // A synthetic windowed dataset: `subjects` x `runs` runs of `per_run` overlapping windows.
 static Dataset synthetic(int subjects, int per_run, int64_t stride = 2, int64_t T = 4) {
   Dataset ds;

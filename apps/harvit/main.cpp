@@ -145,6 +145,7 @@ int cmd_prepare(PrepareArgs& a) {
     }
     std::printf("%s", raw.report.summary().c_str());
     ds = make_windows(raw, a.wo);
+    std::printf("%s", time_cut_summary(ds).c_str());
   } else {
     fail("unknown --dataset '" + a.dataset + "' (wisdm, wisdm-npy, uci-har, hapt, csv)");
   }

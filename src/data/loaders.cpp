@@ -135,6 +135,18 @@ const std::vector<std::pair<char, std::string>> kWisdm2019 = {
     {'K', "drinking"}, {'L', "sandwich"}, {'M', "kicking"},  {'O', "catch"},    {'P', "dribbling"},
     {'Q', "writing"}, {'R', "clapping"},  {'S', "folding"}};
 
+// A record of a timed stream whose timestamp repeats the last kept record's, or steps back from it
+// by up to two sample periods (half a period of slack for clock jitter), within the same label, is
+// a repeated or out-of-order record: the caller drops and counts it instead of keeping it, where
+// it would cut the run (make_windows cuts at any step back). A larger step back, a gap or a change
+// of subject or label still cuts the run in make_windows.
+constexpr const char* kRepeatedRecord = "repeated or out-of-order record";
+bool repeated_or_out_of_order(const RawStream& st, int64_t t_ns, int32_t label, double rate_hz) {
+  if (st.time_ns.empty() || st.label.back() != label) return false;
+  const int64_t prev = st.time_ns.back();
+  return t_ns <= prev && static_cast<double>(prev - t_ns) <= 2.5e9 / rate_hz;
+}
+
 }  // namespace
 
 // ---- WISDM raw -------------------------------------------------------------------------------
@@ -202,6 +214,10 @@ void parse_wisdm_text(const std::string& text, const std::string& source, RawDat
         out.streams.push_back({source, static_cast<int32_t>(user), {}, {}, {}});
       }
       RawStream& st = out.streams[s->second];
+      if (repeated_or_out_of_order(st, ts, it->second, out.rate_hz)) {
+        out.report.skip(kRepeatedRecord, at(source, line));
+        continue;
+      }
       st.time_ns.push_back(ts);
       for (double v : xyz) st.values.push_back(static_cast<float>(v));
       st.label.push_back(it->second);
@@ -393,6 +409,7 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
   for (size_t k = 0; k < out.class_names.size(); ++k) cls[out.class_names[k]] = static_cast<int32_t>(k);
   std::map<int32_t, size_t> stream_of;
   std::vector<std::string_view> f(header.size() + 1);
+  std::vector<float> row;
   for_each_line(text, [&](int64_t line, std::string_view ln) {
     if (line <= header_line || ln.empty()) return;
     size_t n = split_fields(ln, opt.delimiter, f.data(), f.size());
@@ -422,16 +439,23 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
       s = stream_of.emplace(static_cast<int32_t>(subj), out.streams.size()).first;
       out.streams.push_back({source, static_cast<int32_t>(subj), {}, {}, {}});
     }
-    RawStream& st = out.streams[s->second];
+    row.clear();
     for (int c : ci_axes) {
       double v;
       Num r = parse_double(f[c], v);
       if (r == Num::Empty) fail(at(source, line) + ": missing value in column '" + header[c] + "'");
       if (r == Num::Bad) fail(at(source, line) + ": '" + std::string(trim(f[c])) + "' in column '" + header[c] + "' is not a number");
       if (r == Num::NonFinite) fail(at(source, line) + ": non-finite value in column '" + header[c] + "'");
-      st.values.push_back(static_cast<float>(v));
+      row.push_back(static_cast<float>(v));
     }
-    if (ci_time >= 0) st.time_ns.push_back(static_cast<int64_t>(std::llround(t * opt.time_scale_ns)));
+    RawStream& st = out.streams[s->second];
+    const int64_t t_ns = static_cast<int64_t>(std::llround(t * opt.time_scale_ns));
+    if (ci_time >= 0 && repeated_or_out_of_order(st, t_ns, label_index, opt.rate_hz)) {
+      out.report.skip(kRepeatedRecord, at(source, line));
+      return;
+    }
+    st.values.insert(st.values.end(), row.begin(), row.end());
+    if (ci_time >= 0) st.time_ns.push_back(t_ns);
     st.label.push_back(label_index);
     ++out.report.records;
   });
@@ -470,10 +494,22 @@ Dataset make_windows(const RawData& raw, const WindowOptions& opt) {
   ds.stride = opt.stride < W ? opt.stride : 0;
   int32_t run_id = 0;
   int64_t runs_total = 0, samples_in_short_runs = 0;
+  // What the time cuts cost: the windows a timestamp-blind cut (subject and label changes only, as
+  // the seed's preprocessing does) would give from the same records, and the cuts by kind.
+  int64_t windows_time_blind = 0, cuts_gap = 0, cuts_step_back = 0;
+  auto windows_in = [&](int64_t len) { return len >= W ? (len - W) / opt.stride + 1 : 0; };
   for (const auto& st : raw.streams) {
     const bool timed = !st.time_ns.empty();
-    int64_t b = 0;
     const int64_t n = st.size();
+    for (int64_t b = 0, e = 0; b < n; b = e) {
+      for (e = b + 1; e < n && st.label[e] == st.label[b]; ++e)
+        if (timed) {
+          cuts_step_back += st.time_ns[e] < st.time_ns[e - 1];
+          cuts_gap += st.time_ns[e] >= st.time_ns[e - 1] && st.time_ns[e] - st.time_ns[e - 1] > gap_ns;
+        }
+      if (st.label[b] >= 0) windows_time_blind += windows_in(e - b);
+    }
+    int64_t b = 0;
     while (b < n) {
       int64_t e = b + 1;
       while (e < n && st.label[e] == st.label[b] &&
@@ -501,8 +537,25 @@ Dataset make_windows(const RawData& raw, const WindowOptions& opt) {
   ds.split.assign(ds.y.size(), kTrain);
   ds.info = {{"source", raw.name}, {"window", W}, {"stride", opt.stride}, {"max_gap_s", gap_s},
              {"runs", runs_total}, {"samples_in_runs_shorter_than_a_window", samples_in_short_runs},
+             {"time_cuts", {{"gap", cuts_gap}, {"step_back", cuts_step_back}}},
+             {"windows_if_time_ignored", windows_time_blind},
              {"parse", raw.report.to_json()}, {"given_split", false}};
   return ds;
+}
+
+std::string time_cut_summary(const Dataset& ds) {
+  if (!ds.info.contains("time_cuts")) return "";
+  const auto& c = ds.info["time_cuts"];
+  const int64_t gap = c.value("gap", int64_t{0}), back = c.value("step_back", int64_t{0});
+  const int64_t blind = ds.info.value("windows_if_time_ignored", int64_t{0}), n = ds.size();
+  if (gap == 0 && back == 0) return "";
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "time cuts: %lld x gap over %.3g s, %lld x step back; %lld windows, %lld if timestamps were "
+                "ignored (%.1f %% fewer)\n",
+                (long long)gap, ds.info.value("max_gap_s", 0.0), (long long)back, (long long)n, (long long)blind,
+                blind > 0 ? 100.0 * double(blind - n) / double(blind) : 0.0);
+  return buf;
 }
 
 // ---- pre-windowed sets -----------------------------------------------------------------------

@@ -57,6 +57,9 @@ struct WindowOptions {
 };
 // Cuts runs (same stream, same label, no gap) into sliding windows. Split is left as train.
 Dataset make_windows(const RawData& raw, const WindowOptions& opt);
+// One line on what make_windows' time cuts cost: cuts by kind, and the windows against those of a
+// timestamp-blind cut (the seed's preprocessing). Empty for data without timestamps.
+std::string time_cut_summary(const Dataset& ds);
 
 // Pre-windowed sets with their own train/test split (`given`).
 Dataset load_wisdm_npy(const std::string& dir);  // wisdm_{X,y,user,split}.npy
