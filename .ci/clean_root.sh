@@ -5,7 +5,7 @@
 #   .ci/clean_root.sh --keep /tmp/root 'bash scripts/run_main.sh --epochs 2'
 # The root is made by mmdebstrap (--variant=minbase: Essential packages and apt, nothing else),
 # gets a clean clone of this checkout's HEAD at /work/main and a copy of ../shared at /work/shared,
-# and the command runs there in a chroot with /proc, /sys and /dev/shm mounted, as root, with CI
+# and the command runs there in a chroot with /proc, /sys, /dev/shm and /dev/pts mounted, as root, with CI
 # passed through. The root is deleted afterwards unless --keep names where to leave it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ shared=$(cd .. && pwd)/shared
 root=${keep:-$(mktemp -d /tmp/harvit-clean-root.XXXXXX)}
 rm -rf "$root"
 cleanup() {
-  for m in dev/shm sys proc; do mountpoint -q "$root/$m" && umount -l "$root/$m"; done
+  for m in dev/pts dev/shm sys proc; do mountpoint -q "$root/$m" && umount -l "$root/$m"; done
   if [ -z "$keep" ]; then rm -rf "$root"; fi
 }
 trap cleanup EXIT
@@ -47,6 +47,7 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount -t tmpfs tmpfs "$root/dev/shm"
+mkdir -p "$root/dev/pts" && mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
 
 echo "clean_root.sh: running '$cmd' in the clean root (commit $(git rev-parse --short HEAD))"
 t1=$(date +%s)
