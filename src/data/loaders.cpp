@@ -631,8 +631,12 @@ Dataset load_uci_har(const std::string& dir_in) {
     const size_t off = ds.y.size();
     ds.x.resize((off + ny) * 128 * 9);
     for (int64_t i = 0; i < ny; ++i) {
+      // Range-check the floats before converting: a huge value (1e30) does not fit an integer.
+      if (!(yv[i] >= 1 && yv[i] <= 6) || yv[i] != std::trunc(yv[i]))
+        fail(at(base + "y_" + part + ".txt", i + 1) + ": label must be 1..6");
       const int64_t lab = static_cast<int64_t>(yv[i]);
-      if (lab < 1 || lab > 6 || lab != yv[i]) fail(at(base + "y_" + part + ".txt", i + 1) + ": label must be 1..6");
+      if (!(sv[i] >= 0 && sv[i] <= 1e6) || sv[i] != std::trunc(sv[i]))
+        fail(at(base + "subject_" + part + ".txt", i + 1) + ": subject must be a whole number 0..1000000");
       for (int64_t t = 0; t < 128; ++t)
         for (int c = 0; c < 9; ++c) ds.x[((off + i) * 128 + t) * 9 + c] = ch[c][i * 128 + t];
       ds.y.push_back(static_cast<int32_t>(lab - 1));
