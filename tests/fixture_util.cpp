@@ -1,6 +1,8 @@
 #include "fixture_util.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/rng.h"
 
@@ -39,10 +41,25 @@ void fixture_batch(const nn::VitConfig& c, uint64_t seed, uint64_t stream, int64
 Diff compare(const float* got, const float* want, size_t n) {
   Diff d;
   for (size_t i = 0; i < n; ++i) {
-    d.max_abs = std::max(d.max_abs, std::fabs(double(got[i]) - double(want[i])));
-    d.max_ref = std::max(d.max_ref, std::fabs(double(want[i])));
+    const double g = got[i], w = want[i];
+    if (!std::isfinite(g) || !std::isfinite(w)) {
+      ++d.nonfinite;
+      continue;
+    }
+    d.max_abs = std::max(d.max_abs, std::fabs(g - w));
+    d.max_ref = std::max(d.max_ref, std::fabs(w));
   }
+  if (d.nonfinite) d.max_abs = std::numeric_limits<double>::infinity();
   return d;
+}
+
+bool ErrTally::add(double err, double tol) {
+  ++n;
+  const double e = std::isfinite(err) ? err : std::numeric_limits<double>::infinity();  // NaN -> +inf
+  const bool ok = e <= tol;
+  worst = std::max(worst, e);
+  bad += !ok;
+  return ok;
 }
 
 }  // namespace harvit::test

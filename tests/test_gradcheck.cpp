@@ -11,16 +11,20 @@
 //   embedding, patch merge and softmax cross-entropy (linear in the checked input, or nearly);
 //   3e-3 for LayerNorm and attention (curvature of rsqrt and exp). ReLU kinks are kept further than h from every input that is
 //   perturbed (see layernorm_residual_relu), so the check never straddles one.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <memory>
+#include <limits>
 #include <tuple>
 #include <vector>
 
 #include "core/rng.h"
+#include "fixture_util.h"
 #include "nn/cnn.h"
 #include "nn/layers.h"
 
@@ -49,6 +53,12 @@ double objective(const Vec& out, const Vec& r) {
   return s;
 }
 
+// |numeric - analytic| / max(1, |analytic|); NaN when either is NaN (ErrTally counts it bad).
+double grad_err(double numeric, double analytic) {
+  if (!std::isfinite(numeric) || !std::isfinite(analytic)) return std::numeric_limits<double>::quiet_NaN();
+  return std::fabs(numeric - analytic) / std::max(1.0, std::fabs(analytic));
+}
+
 // forward(out) computes the op's output from the current input values; backward(dout) must
 // accumulate into the zeroed gradient buffers of `inputs`.
 void gradcheck(const char* op, std::vector<Input> inputs, const std::function<void(Vec&)>& forward,
@@ -64,7 +74,7 @@ void gradcheck(const char* op, std::vector<Input> inputs, const std::function<vo
     Vec& x = *in.value;
     const size_t n = x.size();
     const size_t samples = std::min<size_t>(n, 48);
-    double worst = 0;
+    test::ErrTally tally;  // a NaN or inf error is bad (and the worst)
     for (size_t s = 0; s < samples; ++s) {
       const size_t i = samples == n ? s : static_cast<size_t>(rng.below(n));
       const float orig = x[i];
@@ -77,13 +87,11 @@ void gradcheck(const char* op, std::vector<Input> inputs, const std::function<vo
       x[i] = orig;
       const double numeric = (lp - lm) / (2.0 * h);
       const double analytic = (*in.grad)[i];
-      const double err = std::fabs(numeric - analytic) / std::max(1.0, std::fabs(analytic));
-      worst = std::max(worst, err);
-      EXPECT_LE(err, tol) << op << ": d/d" << in.name << "[" << i << "] numeric " << numeric
-                          << " analytic " << analytic;
+      EXPECT_TRUE(tally.add(grad_err(numeric, analytic), tol))
+          << op << ": d/d" << in.name << "[" << i << "] numeric " << numeric << " analytic " << analytic;
     }
     std::printf("  %-28s d/d%-8s worst err %.2e (tol %.0e, %zu of %zu entries)\n", op, in.name,
-                worst, tol, samples, n);
+                tally.worst, tol, samples, n);
   }
 }
 
@@ -317,26 +325,13 @@ TEST(GradCheck, MaxPoolAndAveragePool) {
             [&](const Vec& d) { avgpool_time_backward(gy.data(), d.data(), B, T, Cc); }, 1e-2f, 1e-3);
 }
 
-TEST(GradCheck, CnnWholeModelParameters) {
-  // The CNN end to end (conv, ReLU, max-pool, mean, linear, cross-entropy) against finite
-  // differences of its loss, for a sample of every parameter tensor. ReLU and max-pool kinks
-  // can fall within h of an input; the check uses h = 1e-3 and the loss, which moves little.
-  CnnConfig c;
-  c.T = 12; c.M = 2; c.C = 3; c.channels = {4, 5}; c.kernel = 3;
-  Cnn m(c);
-  Rng rng(20);
-  m.params().init_default(rng);
-  const int64_t B = 3;
-  Vec x = randn(rng, B * c.T * c.M);
-  std::vector<int32_t> y = {0, 2, 1};
-  m.params().zero_grad();
-  m.forward(x.data(), B);
-  m.loss(y.data());
-  m.backward(y.data());
-  Vec analytic(m.params().grads(), m.params().grads() + m.params().count());
-  const float h = 1e-3f;
-  int checked = 0, bad = 0;
-  double worst = 0;
+namespace {
+
+// Central differences of a model's loss for a sample of every parameter tensor (up to 12 entries
+// each), against `analytic` (the slab of gradients).
+test::ErrTally model_gradcheck(Model& m, const Vec& x, const std::vector<int32_t>& y, int64_t B, const Vec& analytic,
+                               Rng& rng, float h, double tol) {
+  test::ErrTally tally;
   for (const auto& p : m.params().infos()) {
     for (int s = 0; s < std::min<int64_t>(p.size, 12); ++s) {
       const int64_t i = p.offset + static_cast<int64_t>(rng.below(p.size));
@@ -349,14 +344,78 @@ TEST(GradCheck, CnnWholeModelParameters) {
       m.forward(x.data(), B);
       const double lm = m.loss(y.data());
       *v = orig;
-      const double num = (lp - lm) / (2.0 * h), err = std::fabs(num - analytic[i]) / std::max(1.0, std::fabs(double(analytic[i])));
-      worst = std::max(worst, err);
-      bad += err > 2e-3;
-      ++checked;
+      tally.add(grad_err((lp - lm) / (2.0 * h), analytic[i]), tol);
     }
   }
-  std::printf("  cnn (whole model)            %d parameter entries, worst err %.2e (tol 2e-3)\n", checked, worst);
-  EXPECT_EQ(bad, 0);
+  return tally;
+}
+
+struct SmallCnn {
+  CnnConfig c;
+  std::unique_ptr<Cnn> m;
+  Vec x;
+  std::vector<int32_t> y = {0, 2, 1};
+  static constexpr int64_t B = 3;
+  Rng rng{20};
+  SmallCnn() {
+    c.T = 12; c.M = 2; c.C = 3; c.channels = {4, 5}; c.kernel = 3;
+    m = std::make_unique<Cnn>(c);
+    m->params().init_default(rng);
+    x = randn(rng, B * c.T * c.M);
+  }
+  Vec analytic() {
+    m->params().zero_grad();
+    m->forward(x.data(), B);
+    m->loss(y.data());
+    m->backward(y.data());
+    return Vec(m->params().grads(), m->params().grads() + m->params().count());
+  }
+};
+
+}  // namespace
+
+TEST(GradCheck, CnnWholeModelParameters) {
+  // The CNN end to end (conv, ReLU, max-pool, mean, linear, cross-entropy) against finite
+  // differences of its loss, for a sample of every parameter tensor. ReLU and max-pool kinks
+  // can fall within h of an input; the check uses h = 1e-3 and the loss, which moves little.
+  SmallCnn s;
+  const Vec analytic = s.analytic();
+  auto t = model_gradcheck(*s.m, s.x, s.y, s.B, analytic, s.rng, 1e-3f, 2e-3);
+  std::printf("  cnn (whole model)            %lld parameter entries, worst err %.2e (tol 2e-3)\n", (long long)t.n, t.worst);
+  EXPECT_GT(t.n, 0);
+  EXPECT_EQ(t.bad, 0);
+}
+
+// The checkers themselves: a NaN or inf gradient is an error, never a pass (`bad += err > tol`
+// and std::max(worst, err) both let a NaN through).
+TEST(GradCheck, NonFiniteGradientsFailTheCheck) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (auto [num, ana] : {std::pair{nan, 1.0}, {1.0, nan}, {inf, 1.0}, {1.0, inf}, {nan, nan}}) {
+    test::ErrTally t;
+    EXPECT_FALSE(t.add(grad_err(num, ana), 1e-3)) << num << " vs " << ana;
+    EXPECT_EQ(t.bad, 1);
+  }
+  // The whole-model check counts every entry of an all-NaN gradient as bad.
+  SmallCnn s;
+  Vec analytic = s.analytic();
+  std::fill(analytic.begin(), analytic.end(), static_cast<float>(nan));
+  auto t = model_gradcheck(*s.m, s.x, s.y, s.B, analytic, s.rng, 1e-3f, 2e-3);
+  EXPECT_GT(t.n, 0);
+  EXPECT_EQ(t.bad, t.n);
+  // The per-layer checker fails on a backward that writes NaN.
+  Rng rng(3);
+  const int64_t R = 3, IN = 4, OUT = 2;
+  Vec x = randn(rng, R * IN), w = randn(rng, OUT * IN), b = randn(rng, OUT), gx, gw, gb;
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter intercept(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &failures);
+    gradcheck("linear (NaN backward)", {{"x", &x, &gx}},
+              [&](Vec& out) { out.assign(R * OUT, 0); linear_forward(out.data(), x.data(), w.data(), b.data(), R, IN, OUT); },
+              [&](const Vec&) { std::fill(gx.begin(), gx.end(), static_cast<float>(nan)); }, 1e-2f, 1e-3);
+  }
+  EXPECT_EQ(failures.size(), static_cast<int>(R * IN));  // every checked entry
+  for (int k = 0; k < failures.size(); ++k) EXPECT_TRUE(failures.GetTestPartResult(k).nonfatally_failed());
 }
 
 TEST(GradCheck, CrossEntropyWithLabelSmoothingAndClassWeights) {
