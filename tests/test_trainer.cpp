@@ -10,6 +10,7 @@
 
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "fixture_util.h"
 #include "nn/checkpoint.h"
 #include "nn/cnn.h"
 #include "nn/vit.h"
@@ -181,7 +182,7 @@ TEST_F(TrainerTest, RecipeOptionsTrainAndResumeBitIdentically) {
   EXPECT_THROW(train::train_model(ds, small(), o), std::runtime_error);
 }
 
-TEST(Augment, RotationKeepsNormsShiftPermutesScalingAndJitterChangeValues) {
+TEST(Augment, RotationKeepsNormsShiftPermutes) {
   const int64_t T = 16, M = 6;
   std::vector<float> x(T * M);
   Rng r(2);
@@ -207,6 +208,147 @@ TEST(Augment, RotationKeepsNormsShiftPermutesScalingAndJitterChangeValues) {
   std::sort(zs.begin(), zs.end());
   std::sort(xs.begin(), xs.end());
   EXPECT_EQ(zs, xs);
+}
+
+namespace {
+
+struct Batch {
+  static constexpr int64_t B = 64, T = 128, M = 6;
+  std::vector<float> x;
+  Batch() : x(B * T * M) {
+    Rng r(12);
+    for (auto& v : x) v = 1.0f + r.normal();  // away from zero: ratios are well defined
+  }
+  std::vector<float> augmented(const train::TrainOptions& o, uint64_t seed) const {
+    auto y = x;
+    Rng rng(seed);
+    train::augment_windows(y.data(), B, T, M, o, rng);
+    return y;
+  }
+};
+
+// Per (window, axis): the least-squares factor f of y ~ f x and the residuals y - f x.
+struct ScaleFit {
+  std::vector<double> f, resid;
+  ScaleFit(const Batch& b, const std::vector<float>& y) {
+    for (int64_t w = 0; w < b.B; ++w)
+      for (int64_t m = 0; m < b.M; ++m) {
+        double xy = 0, xx = 0;
+        for (int64_t t = 0; t < b.T; ++t) {
+          const int64_t i = (w * b.T + t) * b.M + m;
+          xy += double(b.x[i]) * y[i], xx += double(b.x[i]) * b.x[i];
+        }
+        f.push_back(xy / xx);
+        for (int64_t t = 0; t < b.T; ++t) {
+          const int64_t i = (w * b.T + t) * b.M + m;
+          resid.push_back(y[i] - f.back() * b.x[i]);
+        }
+      }
+  }
+  static double sd(const std::vector<double>& v) {
+    double m = 0, s = 0;
+    for (double e : v) m += e;
+    m /= v.size();
+    for (double e : v) s += (e - m) * (e - m);
+    return std::sqrt(s / (v.size() - 1));
+  }
+};
+
+}  // namespace
+
+TEST(Augment, OffLeavesBatchesUnchanged) {
+  Batch b;
+  EXPECT_EQ(b.augmented(train::TrainOptions{}, 1), b.x);
+}
+
+// Scaling multiplies each (window, axis) by one factor drawn from U(1 - s, 1 + s): the ratio is
+// constant along time, the factors lie in the range and spread over it (mean 1, sd s / sqrt 3).
+TEST(Augment, ScalingMultipliesEachWindowAxisByAFactorInRange) {
+  Batch b;
+  train::TrainOptions o;
+  o.aug_scale = 0.2;
+  const auto y = b.augmented(o, 3);
+  ScaleFit fit(b, y);
+  double lo = 10, hi = -10, mean = 0, worst_resid = 0;
+  for (double f : fit.f) lo = std::min(lo, f), hi = std::max(hi, f), mean += f;
+  mean /= fit.f.size();
+  test::ErrTally resid;  // y is exactly f x up to float rounding
+  for (size_t k = 0; k < fit.resid.size(); ++k) resid.add(std::fabs(fit.resid[k]), 1e-5);
+  worst_resid = resid.worst;
+  const double sd = ScaleFit::sd(fit.f);
+  std::printf("scale 0.2: %zu factors in [%.4f, %.4f], mean %.4f, sd %.4f (uniform: %.4f); worst |y - f x| %.2g\n",
+              fit.f.size(), lo, hi, mean, sd, 0.2 / std::sqrt(3.0), worst_resid);
+  EXPECT_EQ(resid.bad, 0);
+  EXPECT_GE(lo, 0.8 - 1e-6);
+  EXPECT_LE(hi, 1.2 + 1e-6);
+  // 384 draws of U(0.8, 1.2): the mean is within 0.02 of 1 (3.4 standard errors), the sd
+  // within 15 % of 0.1155, the extremes near the ends. A no-op (f = 1) fails all of these.
+  EXPECT_NEAR(mean, 1.0, 0.02);
+  EXPECT_NEAR(sd, 0.2 / std::sqrt(3.0), 0.15 * 0.2 / std::sqrt(3.0));
+  EXPECT_LT(lo, 0.82);
+  EXPECT_GT(hi, 1.18);
+  // Different windows and axes get different factors.
+  EXPECT_NE(fit.f[0], fit.f[1]);
+  EXPECT_NE(fit.f[0], fit.f[b.M]);
+}
+
+// Jitter adds independent N(0, sigma^2) noise to every value.
+TEST(Augment, JitterAddsNoiseOfTheConfiguredStd) {
+  Batch b;
+  train::TrainOptions o;
+  o.aug_jitter = 0.05;
+  const auto y = b.augmented(o, 4);
+  std::vector<double> e(y.size());
+  double mean = 0, lag1 = 0;
+  for (size_t i = 0; i < y.size(); ++i) mean += (e[i] = double(y[i]) - b.x[i]);
+  mean /= e.size();
+  const double sd = ScaleFit::sd(e);
+  for (size_t i = 1; i < e.size(); ++i) lag1 += (e[i] - mean) * (e[i - 1] - mean);
+  lag1 /= (e.size() - 1) * sd * sd;
+  std::printf("jitter 0.05: %zu values, noise mean %.2e sd %.5f, lag-1 correlation %.3f\n", e.size(), mean, sd, lag1);
+  // n = 49152: standard errors of the mean 2.3e-4, of the sd 0.3 %, of the correlation 0.0045.
+  EXPECT_NEAR(sd, 0.05, 0.05 * 0.03);
+  EXPECT_NEAR(mean, 0.0, 1e-3);
+  EXPECT_LT(std::fabs(lag1), 0.03);  // independent draws, not one offset per window
+}
+
+// Both: each (window, axis) is f x + noise, f in range, noise of the configured sd.
+TEST(Augment, ScalingAndJitterTogether) {
+  Batch b;
+  train::TrainOptions o;
+  o.aug_scale = 0.1;
+  o.aug_jitter = 0.05;
+  const auto y = b.augmented(o, 5);
+  ScaleFit fit(b, y);
+  const double sdf = ScaleFit::sd(fit.f), sdr = ScaleFit::sd(fit.resid);
+  double lo = 10, hi = -10;
+  for (double f : fit.f) lo = std::min(lo, f), hi = std::max(hi, f);
+  std::printf("scale 0.1 + jitter 0.05: factors in [%.4f, %.4f] sd %.4f; residual sd %.5f\n", lo, hi, sdf, sdr);
+  // The fitted factor carries the noise's error, sd 0.05 / sqrt(sum x^2) ~ 0.003: 0.02 of slack.
+  EXPECT_GE(lo, 0.9 - 0.02);
+  EXPECT_LE(hi, 1.1 + 0.02);
+  EXPECT_NEAR(sdf, 0.1 / std::sqrt(3.0), 0.2 * 0.1 / std::sqrt(3.0));
+  EXPECT_NEAR(sdr, 0.05, 0.05 * 0.04);  // a little below 0.05: one degree of freedom per fit
+}
+
+// The trainer applies them: the same seed with scaling (or jitter) on ends elsewhere than
+// without, while the augmented runs stay deterministic.
+TEST_F(TrainerTest, ScalingAndJitterChangeTraining) {
+  auto ds = toy();
+  train::train_model(ds, small(), opts("plain", 1));
+  auto s = opts("scale", 1);
+  s.aug_scale = 0.2;
+  train::train_model(ds, small(), s);
+  auto j = opts("jitter", 1);
+  j.aug_jitter = 0.05;
+  train::train_model(ds, small(), j);
+  auto j2 = opts("jitter2", 1);
+  j2.aug_jitter = 0.05;
+  train::train_model(ds, small(), j2);
+  const auto plain = params_of((dir_ / "plain/last.safetensors").string());
+  EXPECT_NE(params_of((dir_ / "scale/last.safetensors").string()), plain);
+  EXPECT_NE(params_of((dir_ / "jitter/last.safetensors").string()), plain);
+  EXPECT_EQ(params_of((dir_ / "jitter/last.safetensors").string()), params_of((dir_ / "jitter2/last.safetensors").string()));
 }
 
 TEST_F(TrainerTest, EvalWritesTableJsonAndPictures) {
