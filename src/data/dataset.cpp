@@ -98,7 +98,7 @@ void take(const std::string& in, size_t& off, std::vector<T>& v, int64_t n, cons
   const size_t bytes = static_cast<size_t>(n) * sizeof(T);
   if (in.size() - off < bytes) fail(path + ": dataset file truncated inside the " + std::string(what) + " array");
   v.resize(n);
-  std::memcpy(v.data(), in.data() + off, bytes);
+  if (bytes) std::memcpy(v.data(), in.data() + off, bytes);  // v.data() may be null when n == 0
   off += bytes;
 }
 }  // namespace
@@ -147,22 +147,30 @@ Dataset load_dataset(const std::string& path) {
   }
   Dataset ds;
   int64_t N = 0;
+  // Sizes must be JSON integers: converting a huge float such as 1e300 to int64 is undefined.
+  auto integer = [&](const char* key) {
+    const json& v = h.at(key);
+    if (!v.is_number_integer()) fail(path + ": dataset header field \"" + key + "\" is not an integer");
+    return v.get<int64_t>();
+  };
   try {
     ds.name = h.at("name").get<std::string>();
-    ds.T = h.at("T").get<int64_t>();
-    ds.M = h.at("M").get<int64_t>();
-    N = h.at("N").get<int64_t>();
+    ds.T = integer("T");
+    ds.M = integer("M");
+    N = integer("N");
     ds.class_names = h.at("class_names").get<std::vector<std::string>>();
     ds.axis_names = h.at("axis_names").get<std::vector<std::string>>();
     ds.mean = h.at("mean").get<std::vector<float>>();
     ds.std = h.at("std").get<std::vector<float>>();
-    ds.stride = h.at("stride").get<int64_t>();
+    ds.stride = integer("stride");
     ds.info = h.at("info");
   } catch (const json::exception& e) {
     fail(path + ": dataset header is incomplete: " + e.what());
   }
-  if (N < 0 || ds.T <= 0 || ds.M <= 0 || N > (int64_t{1} << 32) || ds.T * ds.M > (int64_t{1} << 24))
-    fail(path + ": dataset header has impossible sizes");
+  if (N < 0 || ds.T <= 0 || ds.M <= 0 || N > (int64_t{1} << 32) || ds.T > (int64_t{1} << 24) ||
+      ds.M > (int64_t{1} << 24) || ds.T * ds.M > (int64_t{1} << 24))
+    fail(path + ": dataset header has impossible sizes (N=" + std::to_string(N) + ", T=" + std::to_string(ds.T) +
+         ", M=" + std::to_string(ds.M) + ")");
   size_t off = 24 + hl;
   take(in, off, ds.x, N * ds.T * ds.M, path, "window");
   take(in, off, ds.y, N, path, "label");
