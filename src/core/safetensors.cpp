@@ -92,6 +92,16 @@ SafetensorsFile SafetensorsFile::load(const std::string& path) {
           std::to_string(data_size) + " bytes: file truncated?");
     f.entries_[it.key()] = en;
   }
+  // Tensors may not share bytes (the format's rule; it also keeps the values a header can claim
+  // within the file's size).
+  std::vector<std::pair<const std::string*, const StEntry*>> by_offset;
+  for (const auto& [name, en] : f.entries_)
+    if (en.end > en.begin) by_offset.push_back({&name, &en});
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const auto& a, const auto& b) { return a.second->begin < b.second->begin; });
+  for (size_t i = 1; i < by_offset.size(); ++i)
+    if (by_offset[i].second->begin < by_offset[i - 1].second->end)
+      bad("tensors \"" + *by_offset[i - 1].first + "\" and \"" + *by_offset[i].first + "\" overlap in the data section");
   f.data_.resize(data_size);
   in.read(reinterpret_cast<char*>(f.data_.data()), data_size);
   if (in.gcount() != data_size) bad("short read of the data section");

@@ -1,8 +1,11 @@
 #include "nn/checkpoint.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/safetensors.h"
+#include "nn/cnn.h"
+#include "nn/vit.h"
 
 namespace harvit::nn {
 
@@ -19,6 +22,51 @@ void save_checkpoint(const std::string& path, const Model& model, const Checkpoi
   if (!meta.normalization.is_null()) w.set_metadata("normalization", meta.normalization.dump());
   if (!meta.extra.is_null()) w.set_metadata("extra", meta.extra.dump());
   w.write(path);
+}
+
+// The "model" field (default "vit"); a config that is not an object is refused here, by harvit's
+// error rather than a JSON type error.
+static std::string model_kind(const nlohmann::json& config) {
+  if (!config.is_object()) fail("model config is not a JSON object");
+  const auto it = config.find("model");
+  if (it == config.end()) return "vit";
+  if (!it->is_string()) fail("model config field \"model\" must be a string");
+  return it->get<std::string>();
+}
+
+int64_t config_param_count(const nlohmann::json& config) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  auto mul = [](int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? kMax : r;
+  };
+  auto add = [](int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? kMax : r;
+  };
+  const std::string kind = model_kind(config);
+  if (kind == "vit") {  // the tensors Vit::Vit registers
+    const VitConfig c = VitConfig::from_json(config);
+    const int64_t D = c.D, HA = mul(c.H, c.A);
+    int64_t n = c.N();  // tokens(L), without walking a huge L one block at a time
+    for (int64_t l = 0; l < c.L && n > 1; ++l) n = (n + 1) / 2;
+    const int64_t block = add(add(mul(4, mul(HA, D)), mul(3, HA)), add(mul(2, mul(D, D)), mul(6, D)));
+    int64_t p = add(mul(mul(c.M, c.N()), D), add(mul(D, c.P), D));
+    p = add(p, mul(c.L, block));
+    const int64_t hidden = c.hidden;
+    p = add(p, add(mul(hidden, mul(mul(c.M, n), D)), mul(3, hidden)));
+    return add(p, add(mul(c.C, hidden), c.C));
+  }
+  if (kind == "cnn") {  // the tensors Cnn::Cnn registers
+    const CnnConfig c = CnnConfig::from_json(config);
+    int64_t p = 0, cin = c.M;
+    for (int64_t co : c.channels) {
+      p = add(p, add(mul(co, mul(cin, c.kernel)), co));
+      cin = co;
+    }
+    return add(p, add(mul(c.C, cin), c.C));
+  }
+  fail("unknown model kind '" + kind + "' in the config (vit, cnn)");
 }
 
 static json parse_meta_json(const std::string& path, const std::string& key, const std::string& text) {
@@ -41,7 +89,16 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
          std::to_string(kCheckpointVersion) + ")");
   LoadedCheckpoint out;
   try {
-    out.model = make_model(parse_meta_json(path, "config", cfg_it->second));
+    const json config = parse_meta_json(path, "config", cfg_it->second);
+    // The file must hold every parameter, so a config asking for more than the file's tensors
+    // hold is refused before the model (sized by the config alone) is allocated.
+    int64_t values = 0;
+    for (const auto& name : f.names()) values += numel(f.entry(name).shape);
+    const int64_t needed = config_param_count(config);
+    if (needed > values)
+      fail("the config needs " + std::to_string(needed) + " parameters but the file's tensors hold only " +
+           std::to_string(values) + " values (wrong config or missing tensors)");
+    out.model = make_model(config);
   } catch (const std::runtime_error& e) {
     fail(path + ": " + e.what());
   }

@@ -32,4 +32,10 @@ struct LoadedCheckpoint {
 // truncated data, bad header, missing or invalid config.
 LoadedCheckpoint load_checkpoint(const std::string& path);
 
+// The number of parameters make_model(config) would allocate, computed without allocating
+// (validates the config, refusing one that is not an object; saturates at INT64_MAX).
+// load_checkpoint refuses a config that needs more values than the file's tensors hold before
+// it builds the model, so a size field in a file cannot ask for an absurd allocation.
+int64_t config_param_count(const nlohmann::json& config);
+
 }  // namespace harvit::nn

@@ -31,12 +31,20 @@ json CnnConfig::to_json() const {
 
 CnnConfig CnnConfig::from_json(const json& j) {
   CnnConfig c;
+  // Every field must be a JSON integer: converting a float such as 1e300 to int64 is undefined.
+  auto integer = [](const json& v, const std::string& what) {
+    if (!v.is_number_integer()) fail("CNN config: \"" + what + "\" must be an integer");
+    return v.get<int64_t>();
+  };
   try {
-    c.T = j.at("T");
-    c.M = j.at("M");
-    c.C = j.at("C");
-    c.channels = j.at("channels").get<std::vector<int64_t>>();
-    c.kernel = j.at("kernel");
+    c.T = integer(j.at("T"), "T");
+    c.M = integer(j.at("M"), "M");
+    c.C = integer(j.at("C"), "C");
+    const json& ch = j.at("channels");
+    if (!ch.is_array()) fail("CNN config: \"channels\" must be a list of integers");
+    c.channels.clear();
+    for (const json& v : ch) c.channels.push_back(integer(v, "channels"));
+    c.kernel = integer(j.at("kernel"), "kernel");
   } catch (const json::exception& e) {
     fail(std::string("CNN config: ") + e.what());
   }
