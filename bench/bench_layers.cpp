@@ -12,6 +12,7 @@
 #include "bench_common.h"
 #include "core/gemm.h"
 #include "core/rng.h"
+#include "core/int8_gemm.h"
 #include "deploy/quantize.h"
 #include "nn/layers.h"
 #include "optim/adamw.h"
@@ -74,7 +75,7 @@ void BM_Int8LinearForward(benchmark::State& st) {  // quantise rows + u8s8 GEMM 
   const auto& s = kLinears[st.range(0)];
   auto x = randn(s.R * s.IN), w = randn(s.OUT * s.IN, 2), b = randn(s.OUT, 3);
   for (auto& v : x) v = v > 0 ? v : 0;  // ReLU outputs, as most int8 layers see
-  deploy::Int8Linear q(w.data(), b.data(), s.IN, s.OUT);
+  Int8Gemm q(w.data(), b.data(), s.IN, s.OUT);
   std::vector<float> out(s.R * s.OUT);
   for (auto _ : st) q.forward(out.data(), x.data(), s.R);
   st.SetLabel(s.name);

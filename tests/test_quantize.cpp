@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/int8_gemm.h"
 #include "deploy/quantize.h"
 #include "fixture_util.h"
 #include "nn/cnn.h"
@@ -27,7 +28,7 @@ void check_linear(bool nonneg, uint64_t seed, int64_t R, int64_t IN, int64_t OUT
   for (auto& v : w) v = 0.1f * rng.normal();
   for (auto& v : b) v = rng.normal();
   nn::linear_forward(want.data(), x.data(), w.data(), b.data(), R, IN, OUT);
-  deploy::Int8Linear q(w.data(), b.data(), IN, OUT);
+  Int8Gemm q(w.data(), b.data(), IN, OUT);
   q.forward(got.data(), x.data(), R);
   for (int64_t r = 0; r < R; ++r) {
     float xm = 0;
@@ -53,11 +54,11 @@ TEST(Int8, LinearWithinTheQuantisationBound) {
   // blocks of 8, inputs in groups of 4), batch-1 shapes, and over 128 rows (oneDNN's GEMM).
   for (auto [R, IN, OUT] : {std::tuple<int64_t, int64_t, int64_t>{37, 96, 50}, {5, 97, 13}, {7, 33, 20}, {9, 40, 100},
                             {3, 256, 768}, {1, 3072, 1024}, {96, 256, 768}, {200, 64, 24}, {131, 33, 70}}) {
-    ASSERT_EQ(deploy::Int8Linear::use_own_kernel(R), R <= 128 && deploy::Int8Linear::use_own_kernel(1));
+    ASSERT_EQ(Int8Gemm::use_own_kernel(R), R <= 128 && Int8Gemm::use_own_kernel(1));
     check_linear(true, 1, R, IN, OUT);
     check_linear(false, 2, R, IN, OUT);
   }
-  std::printf("int8 kernel for 1 row: %s\n", deploy::Int8Linear::use_own_kernel(1) ? "harvit AVX2" : "oneDNN u8s8s32");
+  std::printf("int8 kernel for 1 row: %s\n", Int8Gemm::use_own_kernel(1) ? "harvit AVX2" : "oneDNN u8s8s32");
 }
 
 // A row's quantisation (scale and zero point) is its own: a non-negative row keeps its 256 levels
@@ -69,7 +70,7 @@ TEST(Int8, EachRowIsQuantisedOnItsOwn) {
   std::vector<float> w(OUT * IN), b(OUT);
   for (auto& v : w) v = 0.1f * rng.normal();
   for (auto& v : b) v = rng.normal();
-  deploy::Int8Linear q(w.data(), b.data(), IN, OUT);
+  Int8Gemm q(w.data(), b.data(), IN, OUT);
   for (int64_t R : {9, 300}) {
     std::vector<float> x(R * IN), all(R * OUT), alone(OUT);
     for (int64_t i = 0; i < R * IN; ++i) x[i] = i < IN ? std::fabs(rng.normal()) : rng.normal();  // row 0 >= 0
@@ -77,7 +78,7 @@ TEST(Int8, EachRowIsQuantisedOnItsOwn) {
     for (int64_t r : {int64_t{0}, R - 1}) {
       q.forward(alone.data(), x.data() + r * IN, 1);
       for (int64_t o = 0; o < OUT; ++o) {
-        if (deploy::Int8Linear::use_own_kernel(R))
+        if (Int8Gemm::use_own_kernel(R))
           ASSERT_EQ(all[r * OUT + o], alone[o]) << "R=" << R << " row " << r << " output " << o;
         else
           ASSERT_NEAR(all[r * OUT + o], alone[o], 1e-5 * (1 + std::fabs(alone[o]))) << "R=" << R << " row " << r;

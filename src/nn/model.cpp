@@ -8,6 +8,11 @@
 
 namespace harvit::nn {
 
+void Model::set_precision(Precision p) {
+  if (p != Precision::Fp32)
+    fail(std::string(precision_name(p)) + " inference is implemented for the ViT only, not for a " + kind());
+}
+
 void Model::set_batch(int64_t B) {
   if (B <= 0) fail("batch size must be positive, got " + std::to_string(B));
   B_ = B;

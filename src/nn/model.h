@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/layers.h"
+#include "nn/linear.h"
 #include "nn/params.h"
 
 namespace harvit::nn {
@@ -48,6 +49,10 @@ class Model {
   // Backward from a given logits gradient dlogits (B, C) (accumulates into grads).
   virtual void backward_from_logits(const float* dlogits) = 0;
   int64_t batch() const { return B_; }
+  // The precision of the model's linear layers (nn/linear.h). The base model offers fp32 only;
+  // setting another fails naming the model kind.
+  virtual void set_precision(Precision p);
+  virtual Precision precision() const { return Precision::Fp32; }
 
  protected:
   // Sizes the loss buffers for batch B; models call it from forward.

@@ -82,37 +82,45 @@ Vit::Vit(const VitConfig& cfg) : cfg_(cfg) {
   pe_b_ = ps.add("patch_conv.bias", {D}, Init::Uniform, P);
   for (int64_t l = 0; l < cfg_.L; ++l) {
     const std::string p = "msa_layer." + std::to_string(l) + ".";
-    Block b{};
     // q, k, v weights side by side (3*HA, D) and their biases (3*HA): one fused projection GEMM.
-    b.wqkv = ps.reserve(3 * HA * D);
-    b.bqkv = ps.reserve(3 * HA);
+    const int64_t wqkv = ps.reserve(3 * HA * D), bqkv = ps.reserve(3 * HA);
     const char* qkv[3] = {"query.", "key.", "value."};
     for (int64_t i = 0; i < 3; ++i) {
-      ps.add(p + qkv[i] + "weight", {HA, D}, Init::Uniform, D, b.wqkv + i * HA * D);
-      ps.add(p + qkv[i] + "bias", {HA}, Init::Uniform, D, b.bqkv + i * HA);
+      ps.add(p + qkv[i] + "weight", {HA, D}, Init::Uniform, D, wqkv + i * HA * D);
+      ps.add(p + qkv[i] + "bias", {HA}, Init::Uniform, D, bqkv + i * HA);
     }
-    b.wo = ps.add(p + "att_mlp.0.weight", {D, HA}, Init::Uniform, HA);
-    b.bo = ps.add(p + "att_mlp.0.bias", {D}, Init::Uniform, HA);
+    Block b{};
+    b.qkv = Linear(wqkv, bqkv, D, 3 * HA);
+    const int64_t wo = ps.add(p + "att_mlp.0.weight", {D, HA}, Init::Uniform, HA);
+    b.o = Linear(wo, ps.add(p + "att_mlp.0.bias", {D}, Init::Uniform, HA), HA, D);
     b.g1 = ps.add(p + "att_mlp.1.weight", {D}, Init::Ones);
     b.b1 = ps.add(p + "att_mlp.1.bias", {D}, Init::Zeros);
-    b.wm = ps.add(p + "downsample_mlp.0.weight", {D, 2 * D}, Init::Uniform, 2 * D);
-    b.bm = ps.add(p + "downsample_mlp.0.bias", {D}, Init::Uniform, 2 * D);
+    const int64_t wm = ps.add(p + "downsample_mlp.0.weight", {D, 2 * D}, Init::Uniform, 2 * D);
+    b.merge = Linear(wm, ps.add(p + "downsample_mlp.0.bias", {D}, Init::Uniform, 2 * D), 2 * D, D);
     b.g2 = ps.add(p + "downsample_mlp.1.weight", {D}, Init::Ones);
     b.b2 = ps.add(p + "downsample_mlp.1.bias", {D}, Init::Zeros);
     blocks_.push_back(b);
   }
-  d0w_ = ps.add("dense_tower.0.weight", {cfg_.hidden, cfg_.F()}, Init::Uniform, cfg_.F());
-  d0b_ = ps.add("dense_tower.0.bias", {cfg_.hidden}, Init::Uniform, cfg_.F());
+  const int64_t d0w = ps.add("dense_tower.0.weight", {cfg_.hidden, cfg_.F()}, Init::Uniform, cfg_.F());
+  d0_ = Linear(d0w, ps.add("dense_tower.0.bias", {cfg_.hidden}, Init::Uniform, cfg_.F()), cfg_.F(), cfg_.hidden);
   d1g_ = ps.add("dense_tower.1.weight", {cfg_.hidden}, Init::Ones);
   d1b_ = ps.add("dense_tower.1.bias", {cfg_.hidden}, Init::Zeros);
-  d3w_ = ps.add("dense_tower.3.weight", {cfg_.C, cfg_.hidden}, Init::Uniform, cfg_.hidden);
-  d3b_ = ps.add("dense_tower.3.bias", {cfg_.C}, Init::Uniform, cfg_.hidden);
+  const int64_t d3w = ps.add("dense_tower.3.weight", {cfg_.C, cfg_.hidden}, Init::Uniform, cfg_.hidden);
+  d3_ = Linear(d3w, ps.add("dense_tower.3.bias", {cfg_.C}, Init::Uniform, cfg_.hidden), cfg_.hidden, cfg_.C);
   ps.finalize();
   Rng rng(0);
   ps.init_default(rng);
 }
 
 nlohmann::json Vit::config_json() const { return cfg_.to_json(); }
+
+void Vit::set_precision(Precision p) {
+  const float* w = params_.values();
+  for (Block& b : blocks_)
+    for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->set_precision(p, w);
+  d0_.set_precision(p, w);
+  precision_ = p;
+}
 
 void Vit::ensure_batch(int64_t B) {
   set_batch(B);
@@ -123,8 +131,6 @@ void Vit::ensure_batch(int64_t B) {
   patches_.assign(G * c.N() * c.P, 0.0f);
   h0_.assign(G * c.N() * c.D, 0.0f);
   acts_.assign(c.L, {});
-  dh_.assign(c.L + 1, {});
-  int64_t maxR = 0;
   for (int64_t l = 0; l < c.L; ++l) {
     const int64_t n = c.tokens(l), n2 = c.tokens(l + 1), R = G * n, R2 = G * n2;
     auto& a = acts_[l];
@@ -135,13 +141,25 @@ void Vit::ensure_batch(int64_t B) {
     a.cat.assign(n % 2 ? R2 * 2 * c.D : 0, 0.0f);  // even n: the merge reads y itself
     a.u.assign(R2 * c.D, 0.0f);
     a.mean2.assign(R2, 0.0f); a.rstd2.assign(R2, 0.0f); a.out.assign(R2 * c.D, 0.0f);
+  }
+  a1_.assign(B * c.hidden, 0.0f); r_.assign(B * c.hidden, 0.0f);
+  mean_h_.assign(B, 0.0f); rstd_h_.assign(B, 0.0f);
+  logits_.assign(B * c.C, 0.0f);
+}
+
+void Vit::ensure_grad_buffers() {
+  if (grad_capacity_ >= capacity_) return;  // sized with the activations, on the first backward
+  grad_capacity_ = capacity_;
+  const auto& c = cfg_;
+  const int64_t B = capacity_, HA = c.H * c.A, G = B * c.M;
+  dh_.assign(c.L + 1, {});
+  int64_t maxR = 0;
+  for (int64_t l = 0; l < c.L; ++l) {
+    const int64_t R = G * c.tokens(l);
     dh_[l].assign(R * c.D, 0.0f);
     maxR = std::max(maxR, R);
   }
   dh_[c.L].assign(B * c.F(), 0.0f);
-  a1_.assign(B * c.hidden, 0.0f); r_.assign(B * c.hidden, 0.0f);
-  mean_h_.assign(B, 0.0f); rstd_h_.assign(B, 0.0f);
-  logits_.assign(B * c.C, 0.0f);
   dr_.assign(B * c.hidden, 0.0f); da1_.assign(B * c.hidden, 0.0f);
   dqkv_.assign(maxR * 3 * HA, 0.0f);
   dz_.assign(maxR * HA, 0.0f);
@@ -160,29 +178,29 @@ const float* Vit::forward(const float* x, int64_t B) {
                       c.P, D);
   const float* h = h0_.data();
   for (int64_t l = 0; l < c.L; ++l) {
-    const Block& p = blocks_[l];
+    Block& p = blocks_[l];
     BlockActs& a = acts_[l];
     const int64_t n = c.tokens(l), R = G * n, R2 = G * c.tokens(l + 1);
     // h (G,n,D) -> q|k|v (G,n,3HA) -> z (G,n,HA) -> y = relu(h + LN(z Wo^T + bo)) (G,n,D)
     float* qkv = a.qkv.data();
-    linear_forward(qkv, h, w + p.wqkv, w + p.bqkv, R, D, 3 * HA);
+    p.qkv.forward(qkv, h, w, R);
     attention_forward(a.z.data(), a.att.data(), qkv, qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
-    linear_forward(a.o.data(), a.z.data(), w + p.wo, w + p.bo, R, HA, D);
+    p.o.forward(a.o.data(), a.z.data(), w, R);
     layernorm_forward(a.y.data(), a.mean1.data(), a.rstd1.data(), a.o.data(), w + p.g1, w + p.b1, R,
                       D, h, true);
     // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
     // y's own memory, only odd n needs a padded copy
     const float* cat = patch_merge_input(a.cat.data(), a.y.data(), G, n, D);
-    linear_forward(a.u.data(), cat, w + p.wm, w + p.bm, R2, 2 * D, D);
+    p.merge.forward(a.u.data(), cat, w, R2);
     layernorm_forward(a.out.data(), a.mean2.data(), a.rstd2.data(), a.u.data(), w + p.g2, w + p.b2,
                       R2, D, nullptr, true);
     h = a.out.data();
   }
   // flatten (B,M,nL,D) -> (B,F) is the same memory; dense tower -> logits (B,C)
-  linear_forward(a1_.data(), h, w + d0w_, w + d0b_, B, c.F(), c.hidden);
+  d0_.forward(a1_.data(), h, w, B);
   layernorm_forward(r_.data(), mean_h_.data(), rstd_h_.data(), a1_.data(), w + d1g_, w + d1b_, B,
                     c.hidden, nullptr, true);
-  linear_forward(logits_.data(), r_.data(), w + d3w_, w + d3b_, B, c.hidden, c.C);
+  d3_.forward(logits_.data(), r_.data(), w, B);
   logits_ptr_ = logits_.data();
   return logits_ptr_;
 }
@@ -197,12 +215,14 @@ void Vit::backward_from_logits(const float* dlogits) {
   // (accumulate = false), so no activation-sized buffer is zeroed.
   // dense tower
   const float* hL = c.L ? acts_[c.L - 1].out.data() : h0_.data();
-  linear_backward(dr_.data(), gr + d3w_, gr + d3b_, dlogits, r_.data(), w + d3w_, B, c.hidden, c.C, false);
+  if (precision_ != Precision::Fp32)
+    fail(std::string("a ViT with ") + precision_name(precision_) + " layers is for inference only: train the fp32 model");
+  ensure_grad_buffers();
+  d3_.backward(dr_.data(), gr, dlogits, r_.data(), w, B, false);
   relu_backward(dtmp_.data(), dr_.data(), r_.data(), B * c.hidden, false);
   layernorm_backward(da1_.data(), gr + d1g_, gr + d1b_, dtmp_.data(), a1_.data(), mean_h_.data(),
                      rstd_h_.data(), w + d1g_, B, c.hidden, false);
-  linear_backward(dh_[c.L].data(), gr + d0w_, gr + d0b_, da1_.data(), hL, w + d0w_, B, c.F(),
-                  c.hidden, false);
+  d0_.backward(dh_[c.L].data(), gr, da1_.data(), hL, w, B, false);
   for (int64_t l = c.L - 1; l >= 0; --l) {
     const Block& p = blocks_[l];
     BlockActs& a = acts_[l];
@@ -218,23 +238,23 @@ void Vit::backward_from_logits(const float* dlogits) {
     // u = cat Wm^T + bm -> dcat -> dy: for even n dcat is dy (same memory layout), for odd n the
     // padded token's gradient is dropped
     if (odd) {
-      linear_backward(dcat_.data(), gr + p.wm, gr + p.bm, du, a.cat.data(), w + p.wm, R2, 2 * D, D, false);
+      p.merge.backward(dcat_.data(), gr, du, a.cat.data(), w, R2, false);
       patch_merge_backward(dy_.data(), dcat_.data(), G, n, D, false);
     } else {
-      linear_backward(dy_.data(), gr + p.wm, gr + p.bm, du, a.y.data(), w + p.wm, R2, 2 * D, D, false);
+      p.merge.backward(dy_.data(), gr, du, a.y.data(), w, R2, false);
     }
     // y = relu(h + LN(o)): dpre = dy * (y > 0) goes to the residual (dh) and through LN
     float* dh = dh_[l].data();
     relu_backward(dh, dy_.data(), a.y.data(), R * D, false);
     layernorm_backward(dy_.data(), gr + p.g1, gr + p.b1, dh, a.o.data(), a.mean1.data(),
                        a.rstd1.data(), w + p.g1, R, D, false);  // dy_ now holds do
-    linear_backward(dz_.data(), gr + p.wo, gr + p.bo, dy_.data(), a.z.data(), w + p.wo, R, HA, D, false);
+    p.o.backward(dz_.data(), gr, dy_.data(), a.z.data(), w, R, false);
     const float* qkv = a.qkv.data();
     float* dqkv = dqkv_.data();
     attention_backward(dqkv, dqkv + HA, dqkv + 2 * HA, dz_.data(), a.att.data(), qkv,
                        qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
     // the fused projection: dh += dqkv Wqkv (the residual's share is already in dh)
-    linear_backward(dh, gr + p.wqkv, gr + p.bqkv, dqkv, h, w + p.wqkv, R, D, 3 * HA);
+    p.qkv.backward(dh, gr, dqkv, h, w, R);
   }
   patch_embed_backward(gr + pe_w_, gr + pe_b_, gr + pos_, dh_[0].data(), patches_.data(), B, c.M,
                        c.N(), c.P, D);

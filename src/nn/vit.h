@@ -6,6 +6,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "nn/linear.h"
 #include "nn/model.h"
 
 namespace harvit::nn {
@@ -47,21 +48,30 @@ class Vit : public Model {
 
   const float* forward(const float* x, int64_t B) override;
   void backward_from_logits(const float* dlogits) override;
+  // int8: the q|k|v, attention-output, patch-merge and first dense layers run as int8 GEMMs
+  // (patch embedding, attention scores, LayerNorm and the last, tiny layer stay fp32); their
+  // weights are quantised from the slab as it is now. fp32 restores every layer.
+  void set_precision(Precision p) override;
+  Precision precision() const override { return precision_; }
 
  private:
-  struct Block {  // offsets into the slab
-    int64_t wqkv, bqkv, wo, bo, g1, b1, wm, bm, g2, b2;  // wqkv (3*HA, D) = [query; key; value]
+  struct Block {  // layers and offsets into the slab
+    Linear qkv, o, merge;  // qkv (3*HA, D) = [query; key; value]: one fused projection
+    int64_t g1, b1, g2, b2;
   };
   struct BlockActs {
     std::vector<float> qkv, att, z, o, mean1, rstd1, y, cat, u, mean2, rstd2, out;
   };
-  void ensure_batch(int64_t B);
+  void ensure_batch(int64_t B);    // activations (forward)
+  void ensure_grad_buffers();      // activation gradients, for the batch capacity (backward)
 
   VitConfig cfg_;
-  int64_t pos_, pe_w_, pe_b_, d0w_, d0b_, d1g_, d1b_, d3w_, d3b_;
+  int64_t pos_, pe_w_, pe_b_, d1g_, d1b_;
+  Linear d0_, d3_;
   std::vector<Block> blocks_;
+  Precision precision_ = Precision::Fp32;
 
-  int64_t capacity_ = 0;  // buffers are sized for capacity_ >= B_ windows
+  int64_t capacity_ = 0, grad_capacity_ = 0;  // buffers are sized for capacity_ >= B_ windows
   std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_;
   std::vector<BlockActs> acts_;
   // gradient scratch (activation gradients)

@@ -1,0 +1,49 @@
+// A linear layer of a model, y = x W^T + b over the model's parameter slab, run in a precision
+// chosen per layer: the model's forward and backward are written once, and precision is a
+// property of each of its linear operations.
+//   fp32  linear_forward / linear_backward (oneDNN sgemm), training and inference;
+//   int8  Int8Gemm (core/int8_gemm.h): weights quantised and packed when the precision is set,
+//         per-row activation quantisation at run time; inference only.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/int8_gemm.h"
+
+namespace harvit::nn {
+
+enum class Precision { Fp32, Int8 };
+// "fp32" | "int8"; anything else fails naming the accepted values.
+Precision parse_precision(const std::string& s);
+const char* precision_name(Precision p);
+
+class Linear {
+ public:
+  Linear() = default;
+  // w, b: offsets of the (OUT, IN) weight and (OUT) bias in the model's slab.
+  Linear(int64_t w, int64_t b, int64_t IN, int64_t OUT) : w_(w), b_(b), IN_(IN), OUT_(OUT) {}
+
+  // Takes the weights as they are in `values` now (int8 quantises and packs them; a later change
+  // of the fp32 weights needs set_precision again).
+  void set_precision(Precision p, const float* values);
+  Precision precision() const { return p_; }
+
+  // out (R, OUT) = inp (R, IN) W^T + b; values = the slab's values.
+  void forward(float* out, const float* inp, const float* values, int64_t R);
+  // dinp (R, IN) (+)= dout W, grads: dW += dout^T inp, db += sum_r dout. fp32 only: a layer of
+  // another precision fails with a clear message (inference-only precisions).
+  void backward(float* dinp, float* grads, const float* dout, const float* inp, const float* values, int64_t R,
+                bool accumulate = true) const;
+
+  int64_t w() const { return w_; }
+  int64_t b() const { return b_; }
+  int64_t in() const { return IN_; }
+  int64_t out() const { return OUT_; }
+
+ private:
+  int64_t w_ = 0, b_ = 0, IN_ = 0, OUT_ = 0;
+  Precision p_ = Precision::Fp32;
+  Int8Gemm q_;  // int8: the quantised, packed weights (empty otherwise)
+};
+
+}  // namespace harvit::nn
