@@ -2,7 +2,7 @@
 # Installs harvit's Debian 12 dependencies (skips apt when all are present).
 #   scripts/deps.sh            build + test dependencies (PyTorch for the reference, clang for fuzzing)
 #   scripts/deps.sh --main     what the main job needs: build, train, evaluate, plot (no PyTorch)
-#   scripts/deps.sh --bench    the test dependencies and what bench/compare_torch needs (OpenBLAS)
+#   scripts/deps.sh --bench    the test dependencies and what bench/compare_torch needs (OpenBLAS, Node)
 set -euo pipefail
 # ocl-icd-opencl-dev: Debian's oneDNN CMake package (dnnl-config.cmake) calls find_package(OpenCL
 # REQUIRED), but libdnnl-dev only recommends it and recommends are not installed here.
@@ -12,7 +12,13 @@ pkgs=(build-essential cmake g++ make pkg-config xz-utils
 case "${1:-}" in
   --main) ;;
   ""|--bench) pkgs+=(python3 python3-numpy python3-torch clang libclang-rt-14-dev libomp-dev)
-              if [ "${1:-}" = "--bench" ]; then pkgs+=(libopenblas0-openmp); fi ;;
+              if [ "${1:-}" = "--bench" ]; then
+                pkgs+=(libopenblas0-openmp)
+                # Node for the ONNX Runtime peer (bench/ort; then: cd bench/ort && npm ci --ignore-scripts).
+                # Only where missing: a node from elsewhere (e.g. NodeSource's, npm bundled) is kept.
+                command -v node >/dev/null || pkgs+=(nodejs)
+                command -v npm >/dev/null || pkgs+=(npm)
+              fi ;;
   *) echo "usage: scripts/deps.sh [--main|--bench]" >&2; exit 2 ;;
 esac
 missing=()
