@@ -339,6 +339,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   tr->add_option("--epochs", to.epochs)->capture_default_str();
   tr->add_option("--batch", to.batch)->capture_default_str();
+  tr->add_option("--precision", to.precision,
+                 "fp32 | bf16 (mixed precision: bf16 GEMMs, fp32 master weights; needs AVX512-BF16)")
+      ->capture_default_str();
   tr->add_option("--lr", to.lr)->capture_default_str();
   tr->add_option("--weight-decay", to.weight_decay)->capture_default_str();
   tr->add_option("--step-size", to.step_size, "StepLR step in epochs (default epochs/3)");
@@ -375,8 +378,8 @@ int main(int argc, char** argv) {
   ev->add_option("--latency-windows", eo.latency_windows, "batch-1 forwards timed")->capture_default_str();
   ev->add_flag("--no-latency", no_latency, "skip the timing");
   ev->add_option("--threads", ev_threads, "threads (default: all cores)");
-  ev->add_option("--precision", eo.precision, "fp32 | int8 (int8 also reports the fp32 accuracy)")
-      ->check(CLI::IsMember({"fp32", "int8"}))
+  ev->add_option("--precision", eo.precision, "fp32 | bf16 | int8 (bf16, int8 also report the fp32 accuracy)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
       ->capture_default_str();
 
   PredictArgs pr;
@@ -386,7 +389,9 @@ int main(int argc, char** argv) {
   pc->add_option("--format", pr.format, "auto | wisdm | hapt | csv")->capture_default_str();
   pc->add_option("--stride", pr.stride, "window stride in samples (default: half a window)");
   pc->add_option("--output", pr.output, "csv | jsonl")->capture_default_str();
-  pc->add_option("--precision", pr.precision, "fp32 | int8")->check(CLI::IsMember({"fp32", "int8"}))->capture_default_str();
+  pc->add_option("--precision", pr.precision, "fp32 | bf16 | int8")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}))
+      ->capture_default_str();
   pc->add_option("--out", pr.out, "write here instead of standard output");
   add_csv_options(pc, pr.csv);
 

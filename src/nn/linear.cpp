@@ -7,27 +7,58 @@ namespace harvit::nn {
 
 Precision parse_precision(const std::string& s) {
   if (s == "fp32") return Precision::Fp32;
+  if (s == "bf16") return Precision::Bf16;
   if (s == "int8") return Precision::Int8;
-  fail("unknown precision \"" + s + "\" (fp32 | int8)");
+  fail("unknown precision \"" + s + "\" (fp32 | bf16 | int8)");
 }
 
-const char* precision_name(Precision p) { return p == Precision::Int8 ? "int8" : "fp32"; }
+const char* precision_name(Precision p) {
+  return p == Precision::Int8 ? "int8" : p == Precision::Bf16 ? "bf16" : "fp32";
+}
 
 void Linear::set_precision(Precision p, const float* values) {
+  if (p == Precision::Bf16) require_bf16();
   p_ = p;
   q_ = p == Precision::Int8 ? Int8Gemm(values + w_, values + b_, IN_, OUT_) : Int8Gemm();
+  wb_.clear();
+  xb_.clear();
+  gb_.clear();
+  refresh_weights(values);
+}
+
+void Linear::refresh_weights(const float* values) {
+  if (p_ != Precision::Bf16) return;
+  wb_.resize(OUT_ * IN_);
+  to_bf16(wb_.data(), values + w_, OUT_ * IN_);
 }
 
 void Linear::forward(float* out, const float* inp, const float* values, int64_t R) {
-  if (p_ == Precision::Int8) q_.forward(out, inp, R);
-  else linear_forward(out, inp, values + w_, values + b_, R, IN_, OUT_);
+  if (p_ == Precision::Int8) {
+    q_.forward(out, inp, R);
+  } else if (p_ == Precision::Bf16) {
+    // out = bf16(inp) bf16(W)^T + b: W^T is W read column-major
+    if (static_cast<int64_t>(xb_.size()) < R * IN_) xb_.resize(R * IN_);
+    to_bf16(xb_.data(), inp, R * IN_);
+    gemm_bf16(R, OUT_, IN_, xb_.data(), IN_, 1, wb_.data(), 1, IN_, out, OUT_, values + b_, false);
+  } else {
+    linear_forward(out, inp, values + w_, values + b_, R, IN_, OUT_);
+  }
 }
 
 void Linear::backward(float* dinp, float* grads, const float* dout, const float* inp, const float* values, int64_t R,
-                      bool accumulate) const {
-  if (p_ != Precision::Fp32)
+                      bool accumulate) {
+  if (p_ == Precision::Int8)
     fail(std::string("a model with ") + precision_name(p_) + " layers is for inference only: train the fp32 model");
-  linear_backward(dinp, grads + w_, grads + b_, dout, inp, values + w_, R, IN_, OUT_, accumulate);
+  if (p_ == Precision::Fp32) {
+    linear_backward(dinp, grads + w_, grads + b_, dout, inp, values + w_, R, IN_, OUT_, accumulate);
+    return;
+  }
+  // bf16: dinp (+)= dout W; dW += dout^T x (dout^T is dout read column-major); db in fp32
+  if (static_cast<int64_t>(gb_.size()) < R * OUT_) gb_.resize(R * OUT_);
+  to_bf16(gb_.data(), dout, R * OUT_);
+  if (dinp) gemm_bf16(R, IN_, OUT_, gb_.data(), OUT_, 1, wb_.data(), IN_, 1, dinp, IN_, nullptr, accumulate);
+  gemm_bf16(OUT_, IN_, R, gb_.data(), 1, OUT_, xb_.data(), IN_, 1, grads + w_, IN_, nullptr, true);
+  linear_backward(nullptr, nullptr, grads + b_, dout, nullptr, nullptr, R, IN_, OUT_);
 }
 
 }  // namespace harvit::nn

@@ -2,18 +2,24 @@
 // chosen per layer: the model's forward and backward are written once, and precision is a
 // property of each of its linear operations.
 //   fp32  linear_forward / linear_backward (oneDNN sgemm), training and inference;
+//   bf16  mixed precision (core/bf16_gemm.h): GEMM inputs rounded to bf16, fp32 accumulation,
+//         output, bias and gradients; the fp32 weights stay the master copy. Training and inference;
+//         needs AVX512-BF16 (or AMX), else setting it fails naming the missing ISA.
 //   int8  Int8Gemm (core/int8_gemm.h): weights quantised and packed when the precision is set,
 //         per-row activation quantisation at run time; inference only.
 #pragma once
 #include <cstdint>
 #include <string>
 
+#include <vector>
+
+#include "core/bf16_gemm.h"
 #include "core/int8_gemm.h"
 
 namespace harvit::nn {
 
-enum class Precision { Fp32, Int8 };
-// "fp32" | "int8"; anything else fails naming the accepted values.
+enum class Precision { Fp32, Bf16, Int8 };
+// "fp32" | "bf16" | "int8"; anything else fails naming the accepted values.
 Precision parse_precision(const std::string& s);
 const char* precision_name(Precision p);
 
@@ -23,17 +29,20 @@ class Linear {
   // w, b: offsets of the (OUT, IN) weight and (OUT) bias in the model's slab.
   Linear(int64_t w, int64_t b, int64_t IN, int64_t OUT) : w_(w), b_(b), IN_(IN), OUT_(OUT) {}
 
-  // Takes the weights as they are in `values` now (int8 quantises and packs them; a later change
-  // of the fp32 weights needs set_precision again).
+  // Takes the weights as they are in `values` now (int8 quantises and packs them, bf16 rounds
+  // them; a later change of the fp32 weights needs set_precision or refresh_weights again).
   void set_precision(Precision p, const float* values);
+  // bf16: rounds the fp32 weights again (after an optimizer step). Other precisions: nothing.
+  void refresh_weights(const float* values);
   Precision precision() const { return p_; }
 
   // out (R, OUT) = inp (R, IN) W^T + b; values = the slab's values.
   void forward(float* out, const float* inp, const float* values, int64_t R);
-  // dinp (R, IN) (+)= dout W, grads: dW += dout^T inp, db += sum_r dout. fp32 only: a layer of
-  // another precision fails with a clear message (inference-only precisions).
+  // dinp (R, IN) (+)= dout W, grads: dW += dout^T inp, db += sum_r dout. bf16 reuses the
+  // rounded input of the last forward (inp must be that forward's input). int8 fails with a
+  // clear message (inference only).
   void backward(float* dinp, float* grads, const float* dout, const float* inp, const float* values, int64_t R,
-                bool accumulate = true) const;
+                bool accumulate = true);
 
   int64_t w() const { return w_; }
   int64_t b() const { return b_; }
@@ -44,6 +53,7 @@ class Linear {
   int64_t w_ = 0, b_ = 0, IN_ = 0, OUT_ = 0;
   Precision p_ = Precision::Fp32;
   Int8Gemm q_;  // int8: the quantised, packed weights (empty otherwise)
+  std::vector<bf16> wb_, xb_, gb_;  // bf16: weights (OUT, IN), last input (R, IN), output gradient
 };
 
 }  // namespace harvit::nn

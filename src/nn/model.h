@@ -53,6 +53,9 @@ class Model {
   // setting another fails naming the model kind.
   virtual void set_precision(Precision p);
   virtual Precision precision() const { return Precision::Fp32; }
+  // Tells the model that params().values() changed (an optimizer step): bf16 layers round their
+  // weight copies again. fp32 needs nothing; int8 models are not trained.
+  virtual void params_changed() {}
 
  protected:
   // Sizes the loss buffers for batch B; models call it from forward.

@@ -122,6 +122,14 @@ void Vit::set_precision(Precision p) {
   precision_ = p;
 }
 
+void Vit::params_changed() {
+  if (precision_ != Precision::Bf16) return;
+  const float* w = params_.values();
+  for (Block& b : blocks_)
+    for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->refresh_weights(w);
+  d0_.refresh_weights(w);
+}
+
 void Vit::ensure_batch(int64_t B) {
   set_batch(B);
   if (B <= capacity_) return;  // buffers only grow: no allocation when the batch shrinks
@@ -215,8 +223,7 @@ void Vit::backward_from_logits(const float* dlogits) {
   // (accumulate = false), so no activation-sized buffer is zeroed.
   // dense tower
   const float* hL = c.L ? acts_[c.L - 1].out.data() : h0_.data();
-  if (precision_ != Precision::Fp32)
-    fail(std::string("a ViT with ") + precision_name(precision_) + " layers is for inference only: train the fp32 model");
+  if (precision_ == Precision::Int8) fail("an int8 ViT is for inference only: train the fp32 (or bf16) model");
   ensure_grad_buffers();
   d3_.backward(dr_.data(), gr, dlogits, r_.data(), w, B, false);
   relu_backward(dtmp_.data(), dr_.data(), r_.data(), B * c.hidden, false);
@@ -224,7 +231,7 @@ void Vit::backward_from_logits(const float* dlogits) {
                      rstd_h_.data(), w + d1g_, B, c.hidden, false);
   d0_.backward(dh_[c.L].data(), gr, da1_.data(), hL, w, B, false);
   for (int64_t l = c.L - 1; l >= 0; --l) {
-    const Block& p = blocks_[l];
+    Block& p = blocks_[l];
     BlockActs& a = acts_[l];
     const int64_t n = c.tokens(l), R = G * n, R2 = G * c.tokens(l + 1);
     const float* h = l ? acts_[l - 1].out.data() : h0_.data();

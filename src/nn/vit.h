@@ -51,7 +51,9 @@ class Vit : public Model {
   // int8: the q|k|v, attention-output, patch-merge and first dense layers run as int8 GEMMs
   // (patch embedding, attention scores, LayerNorm and the last, tiny layer stay fp32); their
   // weights are quantised from the slab as it is now. fp32 restores every layer.
+  // bf16: every linear layer but the last runs bf16 GEMMs (training and inference).
   void set_precision(Precision p) override;
+  void params_changed() override;
   Precision precision() const override { return precision_; }
 
  private:

@@ -62,6 +62,7 @@ json TrainOptions::to_json() const {
   if (aug_jitter > 0) j["aug_jitter"] = aug_jitter;
   if (aug_rotate > 0) j["aug_rotate_deg"] = aug_rotate;
   if (aug_shift > 0) j["aug_shift"] = aug_shift;
+  if (precision != "fp32") j["precision"] = precision;
   return j;
 }
 
@@ -248,6 +249,10 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
     nn::save_checkpoint(last_path, model, lm);
   };
 
+  const nn::Precision precision = nn::parse_precision(opt.precision);
+  if (precision == nn::Precision::Int8) fail("--precision int8 is for inference (eval, predict); train in fp32 or bf16");
+  model.set_precision(precision);  // after the weights are final (init or resume): bf16 rounds them now
+
   auto train_idx = ds.indices(data::kTrain);
   const int64_t n_train = static_cast<int64_t>(train_idx.size());
   const int64_t steps_per_epoch = (n_train + opt.batch - 1) / opt.batch;
@@ -256,9 +261,9 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
   std::vector<int32_t> y;
   int64_t total_steps_done = 0;
   const auto t_start = std::chrono::steady_clock::now();
-  std::printf("training %s on %s: %lld train / %lld val windows, %d epochs x %lld steps (batch %lld), %d threads\n",
-              model.kind().c_str(), ds.name.c_str(), (long long)n_train, (long long)ds.count(data::kVal), opt.epochs,
-              (long long)steps_per_epoch, (long long)opt.batch, num_threads());
+  std::printf("training %s (%s) on %s: %lld train / %lld val windows, %d epochs x %lld steps (batch %lld), %d threads\n",
+              model.kind().c_str(), nn::precision_name(precision), ds.name.c_str(), (long long)n_train,
+              (long long)ds.count(data::kVal), opt.epochs, (long long)steps_per_epoch, (long long)opt.batch, num_threads());
   std::fflush(stdout);
 
   for (int epoch = start_epoch; epoch < opt.epochs; ++epoch) {
@@ -299,6 +304,7 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
       for (int64_t b = 0; b < B; ++b) run_correct += argmax(logits + b * C, C) == y[b];
       model.backward(y.data());
       adam.step(model.params().values(), model.params().grads(), lr);
+      model.params_changed();
       run_loss += double(loss) * B;
       run_seen += B;
       ++total_steps_done;

@@ -25,6 +25,9 @@ struct TrainOptions {
   std::string out_dir = "runs/vit";
   bool resume = false;
   int max_steps = 0;     // stop after this many optimizer steps in total (0 = no limit; tests)
+  // fp32 | bf16 (mixed precision: bf16 GEMM inputs, fp32 accumulation, master weights, AdamW,
+  // LayerNorm, softmax and loss; needs AVX512-BF16, else a clear error naming it).
+  std::string precision = "fp32";
   // Recipe options beyond the seed's; the defaults keep the seed's recipe.
   std::string schedule = "step";  // step (StepLR per epoch) | cosine (per step, after warm-up)
   double warmup_epochs = 0;       // linear warm-up (cosine schedule)
