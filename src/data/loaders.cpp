@@ -144,7 +144,8 @@ constexpr const char* kRepeatedRecord = "repeated or out-of-order record";
 bool repeated_or_out_of_order(const RawStream& st, int64_t t_ns, int32_t label, double rate_hz) {
   if (st.time_ns.empty() || st.label.back() != label) return false;
   const int64_t prev = st.time_ns.back();
-  return t_ns <= prev && static_cast<double>(prev - t_ns) <= 2.5e9 / rate_hz;
+  // The difference in double: prev - t_ns overflows int64 for far-apart stamps (e.g. t = -1e300 ms).
+  return t_ns <= prev && static_cast<double>(prev) - static_cast<double>(t_ns) <= 2.5e9 / rate_hz;
 }
 
 }  // namespace
@@ -485,6 +486,9 @@ Dataset make_windows(const RawData& raw, const WindowOptions& opt) {
   const int64_t M = static_cast<int64_t>(raw.axis_names.size()), W = opt.length;
   const double gap_s = opt.max_gap_s > 0 ? opt.max_gap_s : 5.0 / raw.rate_hz;
   const int64_t gap_ns = static_cast<int64_t>(gap_s * 1e9);
+  // b - a for a <= b, exact in uint64 where int64 overflows (stamps from -9.2e18 to 9.2e18 ns).
+  auto forward_step = [](int64_t a, int64_t b) { return static_cast<uint64_t>(b) - static_cast<uint64_t>(a); };
+  const uint64_t gap = gap_ns < 0 ? 0 : static_cast<uint64_t>(gap_ns);
   Dataset ds;
   ds.name = raw.name;
   ds.T = W;
@@ -505,7 +509,7 @@ Dataset make_windows(const RawData& raw, const WindowOptions& opt) {
       for (e = b + 1; e < n && st.label[e] == st.label[b]; ++e)
         if (timed) {
           cuts_step_back += st.time_ns[e] < st.time_ns[e - 1];
-          cuts_gap += st.time_ns[e] >= st.time_ns[e - 1] && st.time_ns[e] - st.time_ns[e - 1] > gap_ns;
+          cuts_gap += st.time_ns[e] >= st.time_ns[e - 1] && forward_step(st.time_ns[e - 1], st.time_ns[e]) > gap;
         }
       if (st.label[b] >= 0) windows_time_blind += windows_in(e - b);
     }
@@ -513,7 +517,7 @@ Dataset make_windows(const RawData& raw, const WindowOptions& opt) {
     while (b < n) {
       int64_t e = b + 1;
       while (e < n && st.label[e] == st.label[b] &&
-             (!timed || (st.time_ns[e] >= st.time_ns[e - 1] && st.time_ns[e] - st.time_ns[e - 1] <= gap_ns)))
+             (!timed || (st.time_ns[e] >= st.time_ns[e - 1] && forward_step(st.time_ns[e - 1], st.time_ns[e]) <= gap)))
         ++e;
       if (st.label[b] >= 0) {
         ++runs_total;
