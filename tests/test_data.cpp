@@ -498,6 +498,7 @@ TEST(Csv, ParsesAndReportsBadRows) {
   EXPECT_NE(err("t,user,act,ax,ay\n0,1,walk,inf,1\n").find("non-finite"), std::string::npos);
   EXPECT_NE(err("t,user,act,ax,ay\n0,u1,walk,1,1\n").find("subject 'u1'"), std::string::npos);
   EXPECT_NE(err("t,user,act,ax,ay\n").find("no data rows"), std::string::npos);
+  EXPECT_NE(err("t,user,act,ax,ay\n-1e300,1,walk,1,1\n").find("b.csv:2: time '-1e300' is out of range"), std::string::npos);
   EXPECT_NE(err("").find("no header"), std::string::npos);
 }
 

@@ -423,6 +423,8 @@ void parse_csv_text(const std::string& text, const std::string& source, const Cs
     if (ci_time >= 0) {
       Num r = parse_double(f[ci_time], t);
       if (r != Num::Ok) fail(at(source, line) + ": time '" + std::string(trim(f[ci_time])) + "' is not a finite number");
+      if (std::fabs(t * opt.time_scale_ns) > 4.6e18)  // past +-2^62 ns (146 years): not a sensor clock
+        fail(at(source, line) + ": time '" + std::string(trim(f[ci_time])) + "' is out of range (over 146 years in ns)");
     }
     int32_t label_index = -1;  // unlabelled recordings (prediction input) have no label column
     if (ci_label >= 0) {
