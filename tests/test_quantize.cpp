@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -58,7 +60,75 @@ TEST(Int8, LinearWithinTheQuantisationBound) {
     check_linear(true, 1, R, IN, OUT);
     check_linear(false, 2, R, IN, OUT);
   }
-  std::printf("int8 kernel for 1 row: %s\n", Int8Gemm::use_own_kernel(1) ? "harvit AVX2" : "oneDNN u8s8s32");
+  std::printf("int8 kernel: %s\n", Int8Gemm::kernel_summary().c_str());
+}
+
+// Every int8 kernel (one per instruction set, chosen at run time) gives bit-identical outputs to
+// the AVX2 kernel for the same inputs: exact int32 sums, the same float operations in the store.
+// Shapes leave tails in every dimension of every kernel's tile (rows, output blocks of 8 and 16,
+// input groups of 4) and include the batch-1 layers of the seed ViT.
+class Int8Kernels : public ::testing::TestWithParam<Int8Isa> {};
+
+TEST_P(Int8Kernels, BitIdenticalToAvx2) {
+  const Int8Isa isa = GetParam();
+  if (!Int8Gemm::supported(Int8Isa::Avx2)) GTEST_SKIP() << "this CPU lacks AVX2 (or HARVIT_ISA hides it)";
+  if (!Int8Gemm::supported(isa))
+    GTEST_SKIP() << "this CPU lacks " << Int8Gemm::isa_name(isa) << " (or HARVIT_ISA hides it): kernel not run";
+  if (!Int8Gemm::use_own_kernel(1)) GTEST_SKIP() << "HARVIT_INT8_KERNEL=onednn: harvit's kernels not used";
+  Rng rng(11);
+  int64_t compared = 0;
+  for (auto [R, IN, OUT] : {std::tuple<int64_t, int64_t, int64_t>{1, 3072, 1024}, {96, 256, 768}, {48, 512, 256},
+                            {37, 97, 50}, {5, 33, 13}, {7, 40, 100}, {128, 64, 272}, {3, 4, 1}, {17, 64, 16},
+                            {9, 130, 200}}) {
+    std::vector<float> x(R * IN), w(OUT * IN), b(OUT), want(R * OUT), got(R * OUT, -1.0f);
+    for (auto& v : w) v = 0.1f * rng.normal();
+    for (auto& v : b) v = rng.normal();
+    for (int64_t r = 0; r < R; ++r)  // non-negative and signed rows (zero points 0 and 128)
+      for (int64_t i = 0; i < IN; ++i) x[r * IN + i] = r % 3 == 0 ? std::fabs(rng.normal()) : rng.normal();
+    Int8Gemm ref(w.data(), b.data(), IN, OUT, Int8Isa::Avx2), q(w.data(), b.data(), IN, OUT, isa);
+    ASSERT_EQ(q.isa(), isa);
+    ref.forward(want.data(), x.data(), R);
+    q.forward(got.data(), x.data(), R);
+    for (int64_t i = 0; i < R * OUT; ++i) {
+      ASSERT_EQ(std::memcmp(&got[i], &want[i], sizeof(float)), 0)
+          << Int8Gemm::isa_name(isa) << " R=" << R << " IN=" << IN << " OUT=" << OUT << " row " << i / OUT
+          << " output " << i % OUT << ": " << got[i] << " vs AVX2 " << want[i];
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 100000);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachIsa, Int8Kernels,
+                         ::testing::Values(Int8Isa::Avx2, Int8Isa::AvxVnni, Int8Isa::Avx512, Int8Isa::Avx512Vnni),
+                         [](const ::testing::TestParamInfo<Int8Isa>& i) {
+                           switch (i.param) {
+                             case Int8Isa::Avx2: return "Avx2";
+                             case Int8Isa::AvxVnni: return "AvxVnni";
+                             case Int8Isa::Avx512: return "Avx512BW";
+                             case Int8Isa::Avx512Vnni: return "Avx512Vnni";
+                             default: return "None";
+                           }
+                         });
+
+// The kernel chosen by default is the best the CPU has, and a kernel the CPU lacks is refused by
+// name instead of crashing on an illegal instruction.
+TEST(Int8, DefaultKernelIsTheBestSupportedAndMissingOnesAreRefused) {
+  Int8Isa best = Int8Isa::None;
+  for (Int8Isa i : {Int8Isa::Avx512Vnni, Int8Isa::AvxVnni, Int8Isa::Avx512, Int8Isa::Avx2})
+    if (best == Int8Isa::None && Int8Gemm::supported(i)) best = i;
+  EXPECT_EQ(Int8Gemm::best(), best);
+  const std::vector<float> w(8 * 4, 0.5f), b(8, 0.0f);
+  EXPECT_EQ(Int8Gemm(w.data(), b.data(), 4, 8).isa(), best);
+  for (Int8Isa i : {Int8Isa::Avx2, Int8Isa::AvxVnni, Int8Isa::Avx512, Int8Isa::Avx512Vnni})
+    if (!Int8Gemm::supported(i)) {
+      try {
+        Int8Gemm(w.data(), b.data(), 4, 8, i);
+        ADD_FAILURE() << "no error for " << Int8Gemm::isa_name(i);
+      } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find(Int8Gemm::isa_name(i)), std::string::npos) << e.what();
+      }
+    }
 }
 
 // A row's quantisation (scale and zero point) is its own: a non-negative row keeps its 256 levels

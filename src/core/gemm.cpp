@@ -146,6 +146,14 @@ void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* A,
 #endif
 }
 
+const char* small_gemm_kernel() {
+#ifdef HARVIT_AVX2
+  return "harvit AVX2 6x16";
+#else
+  return "portable loops";
+#endif
+}
+
 void set_num_threads(int n) {
   if (n > 0) omp_set_num_threads(n);
 }

@@ -32,6 +32,9 @@ void small_gemm_reference(int64_t m, int64_t n, int64_t k, float alpha, const fl
 void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda, const float* B,
                    int64_t ldb, float* C, int64_t ldc, bool accumulate);
 
+// The small-GEMM kernel this build runs: "harvit AVX2 6x16" or "portable loops".
+const char* small_gemm_kernel();
+
 // Threads used by harvit's OpenMP loops and oneDNN (one pool). 0 = leave as is.
 void set_num_threads(int n);
 int num_threads();
