@@ -3,8 +3,10 @@
 #include <sys/resource.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/rng.h"
 #include "nn/vit.h"
 
@@ -30,6 +32,19 @@ inline double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+// The ISA found and the kernels chosen (core/cpu.h), one line: every benchmark prints it.
+inline std::string isa_line() { return cpu::summary(); }
+
+// The same as a JSON string literal (quotes and backslashes escaped), for the one-line JSON outputs.
+inline std::string isa_json() {
+  std::string out = "\"";
+  for (char c : isa_line()) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
 }
 
 }  // namespace harvit::bench

@@ -1,5 +1,6 @@
 // Inference of the seed ViT: batch-1 latency (median, p99 over --windows single-window forwards)
-// and batch throughput, in fp32 or int8 (deploy/quantize.h). Prints one JSON line;
+// and batch throughput, in fp32 or int8 (deploy/quantize.h). Prints one JSON line ("isa": the CPU
+// features and kernels, core/cpu.h);
 // bench/compare_torch runs it beside PyTorch.
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -48,8 +49,9 @@ int main(int argc, char** argv) {
     el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   std::printf("{\"impl\": \"harvit\", \"precision\": \"%s\", \"threads\": %d, \"b1_median_ms\": %.4f, "
-              "\"b1_p99_ms\": %.4f, \"batch\": %lld, \"batch_windows_per_s\": %.1f}\n",
+              "\"b1_p99_ms\": %.4f, \"batch\": %lld, \"batch_windows_per_s\": %.1f, \"isa\": %s}\n",
               precision.c_str(), num_threads(), ms[ms.size() / 2],
-              ms[std::min<size_t>(ms.size() - 1, ms.size() * 99 / 100)], (long long)batch, reps * batch / el);
+              ms[std::min<size_t>(ms.size() - 1, ms.size() * 99 / 100)], (long long)batch, reps * batch / el,
+              bench::isa_json().c_str());
   return 0;
 }

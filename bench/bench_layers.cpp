@@ -4,7 +4,7 @@
 // GEMM-shaped layers report GFLOP/s (counter "FLOPS"); memory-bound ones bytes/s.
 //   build/release/bench/bench_layers [--benchmark_filter=REGEX]
 // The int8 rows use harvit's kernel up to 128 rows and oneDNN's above; HARVIT_INT8_KERNEL=harvit
-// or =onednn forces one of them for a comparison.
+// or =onednn forces one of them for a comparison, HARVIT_ISA=avx2 (etc.) caps the kernels' ISA.
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -206,4 +206,13 @@ BENCHMARK(BM_VitTrainStep)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN, plus the ISA found and the kernels chosen (core/cpu.h) in the context header
+// (and in --benchmark_format=json's "context").
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("isa", bench::isa_line());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,11 +1,13 @@
 // Parser speed on the real datasets: WISDM-2019 raw (1.4 M lines), the whole UCI-HAPT raw set,
-// UCI-HAR Inertial Signals. Prints one line per dataset (seconds, records/s).
+// UCI-HAR Inertial Signals. Prints the ISA line (core/cpu.h), then one line per dataset (seconds,
+// records/s).
 //   bench_parsers DATA_ROOT   (a folder holding the unpacked datasets, as tests/unpack_datasets.sh lays them out)
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
+#include "bench_common.h"
 #include "data/loaders.h"
 
 using namespace harvit::data;
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_parsers DATA_ROOT\n");
     return 2;
   }
+  std::printf("%s\n", harvit::bench::isa_line().c_str());
   const std::string root = argv[1];
   namespace fs = std::filesystem;
   if (fs::exists(root + "/wisdm-2019-phone-accel-partial")) {

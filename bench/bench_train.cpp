@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < steps; ++i) step();
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("{\"impl\": \"harvit\", \"threads\": %d, \"batch\": %lld, \"steps\": %d, \"seconds\": %.4f, "
-              "\"windows_per_s\": %.2f, \"peak_rss_mib\": %.1f}\n",
-              num_threads(), (long long)batch, steps, dt, batch * steps / dt, bench::peak_rss_mib());
+              "\"windows_per_s\": %.2f, \"peak_rss_mib\": %.1f, \"isa\": %s}\n",
+              num_threads(), (long long)batch, steps, dt, batch * steps / dt, bench::peak_rss_mib(),
+              bench::isa_json().c_str());
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/cpu.h"
 #include "core/gemm.h"
 #include "data/dataset.h"
 #include "data/loaders.h"
@@ -73,6 +74,7 @@ int cmd_info(const nn::Model& model) {
   std::printf("multiply-adds, attention matmuls:   %.2f M\n", ta / 1e6);
   std::printf("multiply-adds per window, total:    %.2f M  (training costs about 3x: ~%.0f MFLOP)\n",
               (tl + ta) / 1e6, 6.0 * (tl + ta) / 1e6);
+  std::printf("\n%s\n", cpu::summary().c_str());  // the ISA found and the kernels chosen
   return 0;
 }
 
