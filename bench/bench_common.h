@@ -37,14 +37,19 @@ inline double peak_rss_mib() {
 // The ISA found and the kernels chosen (core/cpu.h), one line: every benchmark prints it.
 inline std::string isa_line() { return cpu::summary(); }
 
-// The same as a JSON string literal (quotes and backslashes escaped), for the one-line JSON outputs.
+// The same as a JSON object ({"cpu": ..., "onednn": ..., "int8_kernel": ..., ...}) for the one-line
+// JSON outputs; no ';' inside (bench/compare_torch splits its runs on ';').
 inline std::string isa_json() {
-  std::string out = "\"";
-  for (char c : isa_line()) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+  std::string out = "{";
+  for (const auto& [k, v] : cpu::summary_fields()) {
+    out += (out.size() > 1 ? ", \"" : "\"") + k + "\": \"";
+    for (char c : v) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
   }
-  return out + "\"";
+  return out + "}";
 }
 
 }  // namespace harvit::bench

@@ -201,15 +201,32 @@ std::string onednn_isa() {
   }
 }
 
+std::vector<std::pair<std::string, std::string>> summary_fields() {
+  const uint32_t d = detected();
+  std::vector<std::pair<std::string, std::string>> f;
+  f.emplace_back("cpu", names(d) + (d & kAmxTile ? "" : " (no amx)"));
+  if (!isa_cap().empty()) {
+    f.emplace_back("harvit_isa", isa_cap());
+    f.emplace_back("caps_to", names(features()));
+  }
+  f.emplace_back("baseline", baseline_name());
+  f.emplace_back("onednn", onednn_isa());
+  f.emplace_back("int8_kernel", Int8Gemm::kernel_summary());
+  f.emplace_back("small_fp32_gemm", small_gemm_kernel());
+  return f;
+}
+
 std::string summary() {
-  const uint32_t d = detected(), f = features();
-  std::string s = "CPU: " + names(d);
-  if (!(d & kAmxTile)) s += " (no amx)";
-  if (!isa_cap().empty()) s += "; HARVIT_ISA=" + isa_cap() + " caps harvit to: " + names(f);
-  s += "; build baseline: " + std::string(baseline_name());
-  s += "; oneDNN: " + onednn_isa();
-  s += "; int8 kernel: " + Int8Gemm::kernel_summary();
-  s += "; small fp32 GEMM: " + std::string(small_gemm_kernel());
+  std::string s;
+  for (const auto& [k, v] : summary_fields()) {
+    if (k == "harvit_isa") {
+      s += "; HARVIT_ISA=" + v;
+      continue;
+    }
+    const char* label = k == "cpu" ? "CPU: " : k == "caps_to" ? " caps harvit to: " : k == "baseline" ? "; build baseline: "
+                      : k == "onednn" ? "; oneDNN: " : k == "int8_kernel" ? "; int8 kernel: " : "; small fp32 GEMM: ";
+    s += label + v;
+  }
   return s;
 }
 

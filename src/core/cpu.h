@@ -21,6 +21,8 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace harvit::cpu {
 
@@ -65,7 +67,11 @@ std::string baseline_check(uint32_t have, const std::string& cap);
 // oneDNN's effective ISA (dnnl_get_effective_cpu_isa): "avx2", "avx512_core_vnni", ...
 std::string onednn_isa();
 
-// One line: "CPU: ...; HARVIT_ISA: ...; oneDNN: ...; int8 kernel: ...; small fp32 GEMM: ...".
+// One line: "CPU: ...; [HARVIT_ISA=... caps harvit to: ...; ]build baseline: ...; oneDNN: ...;
+// int8 kernel: ...; small fp32 GEMM: ...".
 std::string summary();
+// The same as (key, value) pairs - cpu, harvit_isa (only when capped), caps_to, baseline, onednn,
+// int8_kernel, small_fp32_gemm - for JSON outputs; no value contains ';'.
+std::vector<std::pair<std::string, std::string>> summary_fields();
 
 }  // namespace harvit::cpu
