@@ -141,10 +141,12 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
   for (int64_t r = 0; r < R; ++r) {
     const float* x = inp + r * IN;
     float lo = x[0], hi = x[0];
+    // written as compares, not std::min/std::max: GCC 12 left that loop scalar (vminss/vmaxss,
+    // a quarter of the int8 batch-1 forward in perf); this form becomes vminps/vmaxps
 #pragma omp simd reduction(min : lo) reduction(max : hi)
     for (int64_t i = 0; i < IN; ++i) {
-      lo = std::min(lo, x[i]);
-      hi = std::max(hi, x[i]);
+      lo = x[i] < lo ? x[i] : lo;
+      hi = x[i] > hi ? x[i] : hi;
     }
     const bool nonneg = lo >= 0.0f;
     const float mx = std::max(hi, -lo), zp = nonneg ? 0.0f : 128.0f;
