@@ -1,12 +1,12 @@
 #include "core/bf16_gemm.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
 #include <map>
 #include <mutex>
 #include <tuple>
 
+#include "core/cpu.h"
 #include "core/tensor.h"
 
 namespace harvit {
@@ -23,14 +23,14 @@ void to_bf16(bf16* dst, const float* src, int64_t n) {
 }
 
 std::string bf16_unsupported_reason() {
-  const char* cap = std::getenv("HARVIT_ISA");
-  if (cap && (std::strcmp(cap, "avx2") == 0 || std::strcmp(cap, "avx512") == 0))
-    return std::string("bf16 is switched off by HARVIT_ISA=") + cap;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512bf16")) return "";
-  if (dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_amx) return "";
-  return "bf16 needs a CPU with AVX512-BF16 (or AMX-BF16); this one has neither (oneDNN would run it "
-         "emulated, slower than fp32)";
+  const uint32_t bf16_isa[2] = {cpu::kAvx512Bf16, cpu::kAmxBf16};
+  for (uint32_t f : bf16_isa)
+    if (cpu::has(f)) return "";
+  for (uint32_t f : bf16_isa)
+    if (cpu::detected() & f)
+      return "bf16 needs AVX512-BF16 (or AMX-BF16), which HARVIT_ISA=" + cpu::isa_cap() + " switches off";
+  return "bf16 needs a CPU with AVX512-BF16 (or AMX-BF16); this one has neither (" + cpu::names(cpu::detected()) +
+         "). Use fp32, or int8 for inference";
 }
 
 void require_bf16() {

@@ -19,7 +19,7 @@ inline float bf16_to_float(bf16 v) {
 }
 
 // Empty when this CPU runs bf16 GEMMs natively (AVX512-BF16 or AMX-BF16), else why not, naming
-// the missing ISA. HARVIT_ISA=avx2 (or avx512) caps what counts as present, for testing.
+// the missing ISA. A HARVIT_ISA cap below avx512_bf16 switches it off (core/cpu.h), for testing.
 std::string bf16_unsupported_reason();
 // Throws bf16_unsupported_reason() when it is not empty.
 void require_bf16();

@@ -115,6 +115,7 @@ Vit::Vit(const VitConfig& cfg) : cfg_(cfg) {
 nlohmann::json Vit::config_json() const { return cfg_.to_json(); }
 
 void Vit::set_precision(Precision p) {
+  if (p == Precision::Bf16) require_bf16();  // before any layer changes
   const float* w = params_.values();
   for (Block& b : blocks_)
     for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->set_precision(p, w);
