@@ -3,8 +3,10 @@
 // for the rules of this file. 512-bit registers, blocks of 16 outputs x 4 inputs (64 bytes).
 // GCC 12 warns that _mm512_cvtepi32_ps's _mm512_undefined_ps() is used uninitialized (a false
 // positive of its own header).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 // The register tile: 8 rows x 2 blocks of 16 outputs (16 accumulators, 2 weight registers),
