@@ -42,7 +42,8 @@ mkdir -p "$root/work"
 git clone --quiet --no-local --no-hardlinks . "$root/work/main"
 git -C "$root/work/main" checkout --quiet --detach "$(git rev-parse HEAD)"
 rm -rf "$root/work/main/.git"  # the project must not need git to build or test
-cp -a "$shared" "$root/work/shared"
+mkdir -p "$root/work/shared"
+cp -a "$shared/." "$root/work/shared/"  # the contents, also where ../shared is a symbolic link
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
