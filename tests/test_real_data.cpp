@@ -135,6 +135,33 @@ TEST(RealData, Wisdm2019RawPhoneAccel) {
   EXPECT_EQ(raw.streams.size(), 22u);
   EXPECT_EQ(raw.class_names.size(), 18u);
   Dataset ds = make_windows(raw, {});
+  // These files hold no repeated or out-of-order record; 2 gaps over 5 periods cut runs, which
+  // costs 4 windows against a timestamp-blind cut (docs/data.md).
+  EXPECT_EQ(raw.report.skipped.count("repeated or out-of-order record"), 0u);
+  EXPECT_EQ(ds.size(), 21724);
+  EXPECT_EQ(ds.info["windows_if_time_ignored"], 21728);
+  EXPECT_EQ(ds.info["time_cuts"]["gap"], 2);
+  EXPECT_EQ(ds.info["time_cuts"]["step_back"], 0);
+  {
+    // The same real records with a repeat of the previous record (same user and activity)
+    // appended to every 97th line, as WISDM v1.1's raw file has them: the repeats are dropped,
+    // the windows stay.
+    const std::string& f0 = files[0];
+    std::ifstream in(f0);
+    std::string l, prev, dirty;
+    int64_t n = 0, added = 0;
+    auto user_activity = [](const std::string& r) { return r.substr(0, r.find(',', r.find(',') + 1)); };
+    while (std::getline(in, l)) {
+      if (++n % 97 == 0 && !prev.empty() && user_activity(prev) == user_activity(l)) dirty += l + prev + "\n", ++added;
+      else dirty += l + "\n";
+      prev = l;
+    }
+    RawData clean_raw, dirty_raw;
+    parse_wisdm_text(read_text_file(f0), f0, clean_raw);
+    parse_wisdm_text(dirty, f0 + " (with repeats)", dirty_raw);
+    EXPECT_EQ(dirty_raw.report.skipped.at("repeated or out-of-order record"), added);
+    EXPECT_EQ(make_windows(dirty_raw, {}).size(), make_windows(clean_raw, {}).size());
+  }
   EXPECT_GT(ds.size(), 10000);
   SplitOptions o;
   o.kind = "subject";
