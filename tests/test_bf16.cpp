@@ -113,6 +113,9 @@ TEST(Bf16, LinearMatchesFp32OnRoundedOperands) {
   lin.set_precision(nn::Precision::Bf16, values.data());
   std::vector<float> out(R * OUT), dinp(R * IN, 1.0f), grads(values.size(), 0.5f);
   lin.forward(out.data(), x.data(), values.data(), R);
+  // A forward of another input in between (a validation batch): backward still uses x.
+  std::vector<float> other(R * IN, 3.0f), scratch(R * OUT);
+  lin.forward(scratch.data(), other.data(), values.data(), R);
   lin.backward(dinp.data(), grads.data(), dout.data(), x.data(), values.data(), R, true);
   std::vector<float> wr = round_all(std::vector<float>(values.begin(), values.begin() + OUT * IN));
   const std::vector<float> xr = round_all(x), gr = round_all(dout);

@@ -23,6 +23,8 @@ void Linear::set_precision(Precision p, const float* values) {
   wb_.clear();
   xb_.clear();
   gb_.clear();
+  xb_src_ = nullptr;
+  xb_rows_ = 0;
   refresh_weights(values);
 }
 
@@ -39,6 +41,8 @@ void Linear::forward(float* out, const float* inp, const float* values, int64_t 
     // out = bf16(inp) bf16(W)^T + b: W^T is W read column-major
     if (static_cast<int64_t>(xb_.size()) < R * IN_) xb_.resize(R * IN_);
     to_bf16(xb_.data(), inp, R * IN_);
+    xb_src_ = inp;
+    xb_rows_ = R;
     gemm_bf16(R, OUT_, IN_, xb_.data(), IN_, 1, wb_.data(), 1, IN_, out, OUT_, values + b_, false);
   } else {
     linear_forward(out, inp, values + w_, values + b_, R, IN_, OUT_);
@@ -53,7 +57,14 @@ void Linear::backward(float* dinp, float* grads, const float* dout, const float*
     linear_backward(dinp, grads + w_, grads + b_, dout, inp, values + w_, R, IN_, OUT_, accumulate);
     return;
   }
-  // bf16: dinp (+)= dout W; dW += dout^T x (dout^T is dout read column-major); db in fp32
+  // bf16: dinp (+)= dout W; dW += dout^T x (dout^T is dout read column-major); db in fp32.
+  // x in bf16 is the last forward's rounded input, unless that forward read another input.
+  if (inp != xb_src_ || R != xb_rows_) {
+    if (static_cast<int64_t>(xb_.size()) < R * IN_) xb_.resize(R * IN_);
+    to_bf16(xb_.data(), inp, R * IN_);
+    xb_src_ = inp;
+    xb_rows_ = R;
+  }
   if (static_cast<int64_t>(gb_.size()) < R * OUT_) gb_.resize(R * OUT_);
   to_bf16(gb_.data(), dout, R * OUT_);
   if (dinp) gemm_bf16(R, IN_, OUT_, gb_.data(), OUT_, 1, wb_.data(), IN_, 1, dinp, IN_, nullptr, accumulate);

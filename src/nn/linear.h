@@ -39,8 +39,8 @@ class Linear {
   // out (R, OUT) = inp (R, IN) W^T + b; values = the slab's values.
   void forward(float* out, const float* inp, const float* values, int64_t R);
   // dinp (R, IN) (+)= dout W, grads: dW += dout^T inp, db += sum_r dout. bf16 reuses the
-  // rounded input of the last forward (inp must be that forward's input). int8 fails with a
-  // clear message (inference only).
+  // rounded input of the last forward when inp and R are that forward's (rounds inp again
+  // otherwise). int8 fails with a clear message (inference only).
   void backward(float* dinp, float* grads, const float* dout, const float* inp, const float* values, int64_t R,
                 bool accumulate = true);
 
@@ -54,6 +54,8 @@ class Linear {
   Precision p_ = Precision::Fp32;
   Int8Gemm q_;  // int8: the quantised, packed weights (empty otherwise)
   std::vector<bf16> wb_, xb_, gb_;  // bf16: weights (OUT, IN), last input (R, IN), output gradient
+  const float* xb_src_ = nullptr;   // bf16: the fp32 input xb_ was rounded from, and its rows
+  int64_t xb_rows_ = 0;
 };
 
 }  // namespace harvit::nn
