@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "commands.h"
 #include "core/cpu.h"
 #include "core/gemm.h"
 #include "data/dataset.h"
@@ -397,6 +398,9 @@ int main(int argc, char** argv) {
   pc->add_option("--out", pr.out, "write here instead of standard output");
   add_csv_options(pc, pr.csv);
 
+  const cli::Runner run_stream = cli::add_stream_command(app);
+  const cli::Runner run_replay = cli::add_replay_command(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -415,6 +419,8 @@ int main(int argc, char** argv) {
       return cmd_info(nn::Vit(info_cfg));
     }
     if (*prep) return cmd_prepare(pa);
+    if (app.got_subcommand("stream")) return run_stream();
+    if (app.got_subcommand("replay")) return run_replay();
     if (*pc) return cmd_predict(pr);
     if (*tr) {
       set_num_threads(train_threads);

@@ -3,30 +3,15 @@
 #include <algorithm>
 #include <map>
 
-#include "data/dataset.h"
-#include "deploy/quantize.h"
+#include "core/tensor.h"
 
 namespace harvit::deploy {
 
-Predictor::Predictor(const std::string& checkpoint, const std::string& precision) {
-  auto ck = nn::load_checkpoint(checkpoint);
-  model_ = std::move(ck.model);
-  if (auto q = convert_precision(*model_, precision)) model_ = std::move(q);
-  classes_ = ck.meta.class_names;
-  if (classes_.empty())
-    for (int64_t c = 0; c < model_->C(); ++c) classes_.push_back("class" + std::to_string(c));
-  const auto& norm = ck.meta.normalization;
-  if (norm.is_object() && norm.contains("mean") && norm.contains("std")) {
-    mean_ = norm["mean"].get<std::vector<float>>();
-    std_ = norm["std"].get<std::vector<float>>();
-    if (static_cast<int64_t>(mean_.size()) != model_->M())
-      fail(checkpoint + ": normalisation statistics have " + std::to_string(mean_.size()) + " axes, the model " +
-           std::to_string(model_->M()));
-  }
-}
+Predictor::Predictor(const std::string& checkpoint, const std::string& precision) : clf_(checkpoint, precision) {}
 
 std::vector<WindowPrediction> Predictor::predict(const data::RawData& raw, int64_t stride, int64_t batch) {
-  const int64_t T = model_->T(), M = model_->M(), C = model_->C();
+  const int64_t T = clf_.window(), M = clf_.axes(), C = clf_.classes();
+  const auto& classes_ = clf_.class_names();
   if (static_cast<int64_t>(raw.axis_names.size()) != M)
     fail(raw.name + ": the recording has " + std::to_string(raw.axis_names.size()) + " axes, the model expects " +
          std::to_string(M));
@@ -41,13 +26,10 @@ std::vector<WindowPrediction> Predictor::predict(const data::RawData& raw, int64
   auto flush = [&](size_t first) {
     const int64_t B = static_cast<int64_t>(out.size() - first);
     if (B == 0) return;
-    if (!mean_.empty()) data::normalize_windows(x.data(), B, T, M, mean_, std_);
-    model_->forward(x.data(), B);
-    std::vector<int32_t> dummy(B, 0);
-    model_->loss(dummy.data());  // fills the probabilities
+    const float* probs = clf_.classify(x.data(), B);
     for (int64_t b = 0; b < B; ++b) {
       auto& p = out[first + b];
-      p.probs.assign(model_->probs() + b * C, model_->probs() + (b + 1) * C);
+      p.probs.assign(probs + b * C, probs + (b + 1) * C);
       p.label = static_cast<int32_t>(std::max_element(p.probs.begin(), p.probs.end()) - p.probs.begin());
     }
     x.clear();

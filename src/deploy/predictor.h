@@ -1,12 +1,12 @@
-// Labels the windows of raw recordings with a checkpoint, applying the checkpoint's own
-// preprocessing (the z-score statistics fitted on its training data travel inside it).
+// Labels the windows of whole raw recordings with a checkpoint, in batches, through the same
+// Classifier (checkpoint normalisation + model) as the streaming recogniser (deploy/stream.h).
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "data/loaders.h"
-#include "nn/checkpoint.h"
+#include "deploy/classifier.h"
 
 namespace harvit::deploy {
 
@@ -24,17 +24,15 @@ class Predictor {
  public:
   // precision: "fp32" or "int8" (deploy/quantize.h)
   explicit Predictor(const std::string& checkpoint, const std::string& precision = "fp32");
-  const std::vector<std::string>& class_names() const { return classes_; }
-  int64_t window() const { return model_->T(); }
-  int64_t axes() const { return model_->M(); }
+  const std::vector<std::string>& class_names() const { return clf_.class_names(); }
+  int64_t window() const { return clf_.window(); }
+  int64_t axes() const { return clf_.axes(); }
   // Every window of length T (stride `stride`) of every stream of `raw`, in order.
   // Streams' class names are matched to the checkpoint's by name for the truth column.
   std::vector<WindowPrediction> predict(const data::RawData& raw, int64_t stride, int64_t batch = 256);
 
  private:
-  std::unique_ptr<nn::Model> model_;
-  std::vector<std::string> classes_;
-  std::vector<float> mean_, std_;
+  Classifier clf_;  // the streaming recogniser classifies through the same class
 };
 
 }  // namespace harvit::deploy

@@ -1,0 +1,16 @@
+// Subcommands that live in their own files. Each add_* registers its subcommand (options and
+// help) on the app and returns the function main() runs when that subcommand was chosen.
+#pragma once
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace harvit::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_stream_command(CLI::App& app);  // stream_cmd.cpp: `harvit stream`
+Runner add_replay_command(CLI::App& app);  // replay_cmd.cpp: `harvit replay`
+
+}  // namespace harvit::cli
