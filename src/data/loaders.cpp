@@ -40,8 +40,6 @@ std::vector<std::string> list_inputs(const std::string& path, const std::string&
   return out;
 }
 
-namespace {
-
 std::string at(const std::string& source, int64_t line) { return source + ":" + std::to_string(line); }
 
 std::string_view trim(std::string_view s) {
@@ -50,7 +48,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-enum class Num { Ok, Empty, Bad, NonFinite };
 Num parse_double(std::string_view s, double& v) {
   s = trim(s);
   if (s.empty()) return Num::Empty;
@@ -67,6 +64,8 @@ Num parse_int(std::string_view s, int64_t& v) {
   if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return Num::Bad;
   return Num::Ok;
 }
+
+namespace {
 
 // Runs fn(i) for i in [0, n) on the OpenMP pool. Exceptions cannot leave a parallel region, so
 // each is caught and the one of the lowest index is rethrown afterwards: the error a user sees
@@ -99,6 +98,8 @@ void for_each_line(const std::string& text, F&& f) {
   }
 }
 
+}  // namespace
+
 // Splits on runs of spaces/tabs into at most `max` tokens (returns the number found, which may exceed max).
 size_t split_whitespace(std::string_view s, std::string_view* out, size_t max) {
   size_t n = 0, b = 0;
@@ -126,6 +127,8 @@ size_t split_fields(std::string_view s, char sep, std::string_view* out, size_t 
   }
   return n;
 }
+
+namespace {
 
 const std::vector<std::string> kWisdmV1 = {"Walking", "Jogging", "Upstairs", "Downstairs", "Sitting", "Standing"};
 // WISDM 2019 activity_key.txt: letters A..S without N.

@@ -4,6 +4,7 @@
 // skipped and counted instead, as the WISDM files are known to hold them.
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/dataset.h"
@@ -69,5 +70,16 @@ Dataset load_uci_har(const std::string& dir);    // folder holding train/ and te
 std::vector<std::string> list_inputs(const std::string& path, const std::string& prefix,
                                      const std::string& suffix);
 std::string read_text_file(const std::string& path);
+
+// Field helpers of the readers above, shared with the streaming readers (`harvit stream`).
+std::string at(const std::string& source, int64_t line);  // "source:line"
+std::string_view trim(std::string_view s);                // blanks, tabs and '\r' at both ends
+enum class Num { Ok, Empty, Bad, NonFinite };
+Num parse_double(std::string_view s, double& v);  // trimmed; a leading '+' allowed
+Num parse_int(std::string_view s, int64_t& v);
+// Splits s on `sep` into at most `max` fields (returns the number found, which may exceed max).
+size_t split_fields(std::string_view s, char sep, std::string_view* out, size_t max);
+// Splits on runs of spaces/tabs into at most `max` tokens (returns the number found).
+size_t split_whitespace(std::string_view s, std::string_view* out, size_t max);
 
 }  // namespace harvit::data

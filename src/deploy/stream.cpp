@@ -37,6 +37,8 @@ StreamOptions checked(StreamOptions o, const std::string& checkpoint) {
 }
 }  // namespace
 
+void check_options(const StreamOptions& opt) { checked(opt, ""); }
+
 StreamRecognizer::StreamRecognizer(const std::string& checkpoint, const StreamOptions& opt)
     : clf_(checkpoint, checked(opt, checkpoint).precision), opt_(checked(opt, checkpoint)) {
   T_ = clf_.window();

@@ -47,6 +47,10 @@ struct StreamOptions {
   int threads = 1;                   // 1 = the calling thread only; > 1 = the OpenMP pool
 };
 
+// Throws std::runtime_error naming the first option out of range (the constructor's own check,
+// before it reads the checkpoint).
+void check_options(const StreamOptions& opt);
+
 struct Decision {
   int64_t end = 0;            // samples pushed when it was made: the window is [end - window, end)
   int64_t time_ns = -1;       // timestamp of the window's last sample, -1 without timestamps
