@@ -78,15 +78,11 @@ void trampoline(const Decision& d, void* user) {
   h->cb(&c, h->user);
 }
 
-// The C options as StreamOptions. The C-only checks (a NULL or unknown precision, an unknown
+// The C options as StreamOptions. The C-only checks (a NULL precision, an unknown
 // method, NaN) fail here with HARVIT_ERROR_OPTIONS; the ranges are deploy::check_options'.
 int convert_options(const harvit_options& o, StreamOptions& s) {
   char buf[256];
   if (!o.precision) return set_error(nullptr, HARVIT_ERROR_OPTIONS, "options.precision is NULL (\"fp32\" or \"int8\")");
-  if (std::strcmp(o.precision, "fp32") != 0 && std::strcmp(o.precision, "int8") != 0) {
-    std::snprintf(buf, sizeof buf, "options.precision \"%.64s\" is not \"fp32\" or \"int8\"", o.precision);
-    return set_error(nullptr, HARVIT_ERROR_OPTIONS, buf);
-  }
   if (o.method != HARVIT_SMOOTH_MEAN && o.method != HARVIT_SMOOTH_VOTE) {
     std::snprintf(buf, sizeof buf, "options.method %d is not HARVIT_SMOOTH_MEAN (0) or HARVIT_SMOOTH_VOTE (1)",
                   (int)o.method);
