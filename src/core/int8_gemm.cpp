@@ -11,6 +11,7 @@
 #include "core/cpu.h"
 #include "core/int8_kernels.h"
 #include "core/tensor.h"
+#include "core/threading.h"
 
 namespace harvit {
 
@@ -137,8 +138,7 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
   // Each row is quantised on its own: u8 over [0, max] (all 256 levels) when the row is
   // non-negative (the ReLU outputs most layers read), else zero point 128 and scale max|x| / 127.
   // Per row, so a window's result never depends on the other windows of its batch.
-#pragma omp parallel for schedule(static) if(R * IN >= kMinParallel)
-  for (int64_t r = 0; r < R; ++r) {
+  parallel_for(R, R * IN >= kMinParallel, [&](int64_t r) {
     const float* x = inp + r * IN;
     float lo = x[0], hi = x[0];
     // written as compares, not std::min/std::max: GCC 12 left that loop scalar (vminss/vmaxss,
@@ -156,8 +156,9 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
     uint8_t* q = a8_.data() + r * INp;
 #pragma omp simd
     for (int64_t i = 0; i < IN; ++i) q[i] = static_cast<uint8_t>(std::nearbyint(x[i] * inv) + zp);
-  }
-  if (isa_ != Int8Isa::None && use_own_kernel(R)) {
+  });
+  // serial mode (streaming): always the own kernel, as oneDNN's GEMM allocates on every call
+  if (isa_ != Int8Isa::None && (use_own_kernel(R) || serial_mode())) {
     // The kernel's register tiles (core/int8_kernels.h; shapes measured in docs/performance.md),
     // every (output tile, row tile) pair shared among the threads.
     const int8k::Kernel& k = *kernel_of(isa_);
@@ -165,10 +166,9 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
                         wsum_.data(), wscale_.data(), bias_.data(), out,    OUT};
     const int64_t nob = OUTp_ / k.block, TB = k.tile_blocks, TR = k.tile_rows;
     const int64_t otiles = (nob + TB - 1) / TB, rtiles = (R + TR - 1) / TR;
-#pragma omp parallel for collapse(2) schedule(static) if(R * IN * OUT >= 64 * kMinParallel)
-    for (int64_t ot = 0; ot < otiles; ++ot)
-      for (int64_t rt = 0; rt < rtiles; ++rt)
+    parallel_for_2d(otiles, rtiles, R * IN * OUT >= 64 * kMinParallel, [&](int64_t ot, int64_t rt) {
         k.fn(g, rt * TR, std::min(R, (rt + 1) * TR), ot * TB, std::min(nob, (ot + 1) * TB));
+    });
     return;
   }
   if (static_cast<int64_t>(acc_.size()) < R * OUT) acc_.resize(R * OUT);
@@ -177,15 +177,14 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
   const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8_.data(), INp, 0, w8_.data(), IN, 0,
                                              0.0f, acc_.data(), OUT, &co);
   if (st != dnnl_success) fail("oneDNN int8 GEMM failed (status " + std::to_string(static_cast<int>(st)) + ")");
-#pragma omp parallel for schedule(static) if(R * OUT >= kMinParallel)
-  for (int64_t r = 0; r < R; ++r) {
+  parallel_for(R, R * OUT >= kMinParallel, [&](int64_t r) {
     const int32_t* a = acc_.data() + r * OUT;
     float* o = out + r * OUT;
     const float s = ascale_[r];
     const int32_t zr = azp_[r];
 #pragma omp simd
     for (int64_t c = 0; c < OUT; ++c) o[c] = s * wscale_[c] * static_cast<float>(a[c] - zr * wsum_[c]) + bias_[c];
-  }
+  });
 }
 
 }  // namespace harvit

@@ -39,19 +39,76 @@ StreamOptions checked(StreamOptions o, const std::string& checkpoint) {
 
 void check_options(const StreamOptions& opt) { checked(opt, ""); }
 
+Smoother::Smoother(int64_t classes, const StreamOptions& opt)
+    : C_(classes),
+      S_(opt.smooth),
+      method_(opt.method),
+      votes_needed_(opt.votes ? opt.votes : opt.smooth / 2 + 1),
+      min_conf_(opt.min_confidence),
+      hysteresis_(opt.hysteresis),
+      hist_probs_(S_ * C_, 0.0f),
+      smoothed_(C_, 0.0f),
+      hist_label_(S_, -1),
+      votes_(C_, 0) {}
+
+void Smoother::reset() {
+  n_ = head_ = 0;
+  label_ = pending_ = -1;
+  pending_count_ = 0;
+}
+
+int32_t Smoother::update(const float* p) {
+  const int32_t hop_label = static_cast<int32_t>(std::max_element(p, p + C_) - p);
+  std::memcpy(hist_probs_.data() + head_ * C_, p, C_ * sizeof(float));
+  hist_label_[head_] = p[hop_label] >= min_conf_ ? hop_label : -1;
+  head_ = (head_ + 1) % S_;
+  n_ = std::min(n_ + 1, S_);
+  // the mean over the hops held
+  std::fill(smoothed_.begin(), smoothed_.end(), 0.0f);
+  for (int64_t h = 0; h < n_; ++h)
+    for (int64_t c = 0; c < C_; ++c) smoothed_[c] += hist_probs_[h * C_ + c];
+  for (float& v : smoothed_) v /= static_cast<float>(n_);
+  // the candidate
+  int32_t cand = -1;
+  if (method_ == Smoothing::Mean) {
+    const int32_t c = static_cast<int32_t>(std::max_element(smoothed_.begin(), smoothed_.end()) - smoothed_.begin());
+    if (smoothed_[c] >= min_conf_) cand = c;
+  } else {
+    std::fill(votes_.begin(), votes_.end(), 0);
+    for (int64_t h = 0; h < n_; ++h)
+      if (hist_label_[h] >= 0) ++votes_[hist_label_[h]];
+    // until the history is full, a majority of the hops there are (and never more than asked)
+    const int need = n_ < S_ ? static_cast<int>(std::min<int64_t>(votes_needed_, n_ / 2 + 1)) : votes_needed_;
+    int best = 0;
+    for (int64_t c = 0; c < C_; ++c)
+      if (votes_[c] >= need && votes_[c] > best) best = votes_[c], cand = static_cast<int32_t>(c);
+  }
+  // hysteresis: the first label is taken at once; a new one must win `hysteresis` hops in a row
+  if (cand >= 0 && cand != label_) {
+    if (label_ < 0) {
+      label_ = cand;
+      pending_ = -1, pending_count_ = 0;
+    } else {
+      if (cand == pending_) ++pending_count_;
+      else pending_ = cand, pending_count_ = 1;
+      if (pending_count_ >= hysteresis_) label_ = cand, pending_ = -1, pending_count_ = 0;
+    }
+  } else {
+    pending_ = -1, pending_count_ = 0;
+  }
+  return label_;
+}
+
 StreamRecognizer::StreamRecognizer(const std::string& checkpoint, const StreamOptions& opt)
-    : clf_(checkpoint, checked(opt, checkpoint).precision), opt_(checked(opt, checkpoint)) {
+    : clf_(checkpoint, checked(opt, checkpoint).precision),
+      opt_(checked(opt, checkpoint)),
+      smoother_(clf_.classes(), opt_) {
   T_ = clf_.window();
   M_ = clf_.axes();
   C_ = clf_.classes();
   hop_ = opt_.hop ? opt_.hop : std::max<int64_t>(1, T_ / 2);
-  if (opt_.votes == 0) opt_.votes = opt_.smooth / 2 + 1;
   ring_.assign(T_ * M_, 0.0f);
   window_.assign(T_ * M_, 0.0f);
-  hist_probs_.assign(opt_.smooth * C_, 0.0f);
-  hist_label_.assign(opt_.smooth, -1);
-  smoothed_.assign(C_, 0.0f);
-  votes_.assign(C_, 0);
   q_.assign(opt_.queue, Decision{});
   q_probs_.assign(opt_.queue * C_, 0.0f);
   cb_probs_.assign(C_, 0.0f);
@@ -71,9 +128,7 @@ void StreamRecognizer::set_callback(Callback cb, void* user) {
 
 void StreamRecognizer::restart() {
   head_ = filled_ = since_ = 0;
-  hist_n_ = hist_head_ = 0;
-  label_ = pending_ = -1;
-  pending_count_ = 0;
+  smoother_.reset();
 }
 
 void StreamRecognizer::reset() {
@@ -120,60 +175,22 @@ void StreamRecognizer::classify_hop(int64_t time_ns) {
     SerialScope serial;
     p = clf_.classify(window_.data(), 1);
   }
-  // this hop
   const int32_t hop_label = static_cast<int32_t>(std::max_element(p, p + C_) - p);
-  const float hop_conf = p[hop_label];
-  const int64_t S = opt_.smooth;
-  std::memcpy(hist_probs_.data() + hist_head_ * C_, p, C_ * sizeof(float));
-  hist_label_[hist_head_] = hop_conf >= opt_.min_confidence ? hop_label : -1;
-  hist_head_ = (hist_head_ + 1) % S;
-  hist_n_ = std::min(hist_n_ + 1, S);
-  // smoothed probabilities: the mean over the hops in the history
-  std::fill(smoothed_.begin(), smoothed_.end(), 0.0f);
-  for (int64_t h = 0; h < hist_n_; ++h)
-    for (int64_t c = 0; c < C_; ++c) smoothed_[c] += hist_probs_[h * C_ + c];
-  for (float& v : smoothed_) v /= static_cast<float>(hist_n_);
-  // the candidate
-  int32_t cand = -1;
-  if (opt_.method == Smoothing::Mean) {
-    const int32_t c = static_cast<int32_t>(std::max_element(smoothed_.begin(), smoothed_.end()) - smoothed_.begin());
-    if (smoothed_[c] >= opt_.min_confidence) cand = c;
-  } else {
-    std::fill(votes_.begin(), votes_.end(), 0);
-    for (int64_t h = 0; h < hist_n_; ++h)
-      if (hist_label_[h] >= 0) ++votes_[hist_label_[h]];
-    // before the history is full, a majority of what there is
-    const int need = hist_n_ < S ? static_cast<int>(std::min<int64_t>(opt_.votes, hist_n_ / 2 + 1)) : opt_.votes;
-    int best = 0;
-    for (int64_t c = 0; c < C_; ++c)
-      if (votes_[c] >= need && votes_[c] > best) best = votes_[c], cand = static_cast<int32_t>(c);
-  }
-  // hysteresis: the first label is taken at once; a new one must win `hysteresis` hops in a row
-  const int32_t before = label_;
-  if (cand >= 0 && cand != label_) {
-    if (label_ < 0) {
-      label_ = cand;
-      pending_ = -1, pending_count_ = 0;
-    } else {
-      if (cand == pending_) ++pending_count_;
-      else pending_ = cand, pending_count_ = 1;
-      if (pending_count_ >= opt_.hysteresis) label_ = cand, pending_ = -1, pending_count_ = 0;
-    }
-  } else {
-    pending_ = -1, pending_count_ = 0;
-  }
+  const int32_t before = smoother_.label();
+  const int32_t label = smoother_.update(p);
+  const float* smoothed = smoother_.smoothed();
   Decision d;
   d.end = seen_;
   d.time_ns = time_ns;
-  d.label = label_;
-  d.confidence = label_ >= 0 ? smoothed_[label_] : 0.0f;
+  d.label = label;
+  d.confidence = label >= 0 ? smoothed[label] : 0.0f;
   d.hop_label = hop_label;
-  d.hop_confidence = hop_conf;
-  d.changed = label_ != before;
+  d.hop_confidence = p[hop_label];
+  d.changed = label != before;
   ++made_;
   last_latency_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (cb_) {
-    std::memcpy(cb_probs_.data(), smoothed_.data(), C_ * sizeof(float));
+    std::memcpy(cb_probs_.data(), smoothed, C_ * sizeof(float));
     d.probs = cb_probs_.data();
     cb_(d, cb_user_);
     return;
@@ -184,7 +201,7 @@ void StreamRecognizer::classify_hop(int64_t time_ns) {
     ++dropped_;
   }
   const int64_t slot = (q_head_ + q_size_) % opt_.queue;
-  std::memcpy(q_probs_.data() + slot * C_, smoothed_.data(), C_ * sizeof(float));
+  std::memcpy(q_probs_.data() + slot * C_, smoothed, C_ * sizeof(float));
   d.probs = q_probs_.data() + slot * C_;
   q_[slot] = d;
   ++q_size_;

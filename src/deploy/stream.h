@@ -62,6 +62,30 @@ struct Decision {
   const float* probs = nullptr;  // smoothed probabilities (C); valid until the next push or reset
 };
 
+// The smoothing and hysteresis of the recogniser on their own: fed one hop's class probabilities
+// at a time, it keeps the held label. Allocates only at construction.
+class Smoother {
+ public:
+  Smoother(int64_t classes, const StreamOptions& opt);  // opt: smooth, method, votes, min_confidence, hysteresis
+  // Takes one hop's probabilities (C); returns the held label (-1 while there is none yet).
+  int32_t update(const float* probs);
+  int32_t label() const { return label_; }
+  const float* smoothed() const { return smoothed_.data(); }  // the mean over the hops held (C)
+  void reset();
+
+ private:
+  int64_t C_, S_;
+  Smoothing method_;
+  int votes_needed_;
+  float min_conf_;
+  int hysteresis_;
+  std::vector<float> hist_probs_, smoothed_;  // the last S hops' probabilities (S, C), a ring
+  std::vector<int32_t> hist_label_, votes_;   // their votes (-1 = below min_confidence)
+  int64_t n_ = 0, head_ = 0;
+  int32_t label_ = -1, pending_ = -1;
+  int pending_count_ = 0;
+};
+
 class StreamRecognizer {
  public:
   // Errors (unreadable checkpoint, bad options) throw std::runtime_error naming the problem.
@@ -104,12 +128,7 @@ class StreamRecognizer {
   std::vector<float> ring_, window_;  // ring (T, M); window: the ring in time order
   int64_t head_ = 0, filled_ = 0, since_ = 0, seen_ = 0, made_ = 0, dropped_ = 0, gaps_ = 0;
   int64_t last_time_ = -1;
-  // smoothing: the last `smooth` hops' probabilities (smooth, C) and labels, a ring
-  std::vector<float> hist_probs_, smoothed_;
-  std::vector<int32_t> hist_label_, votes_;
-  int64_t hist_n_ = 0, hist_head_ = 0;
-  int32_t label_ = -1, pending_ = -1;
-  int pending_count_ = 0;
+  Smoother smoother_;
   // decision queue (queue, ...) with its probabilities (queue, C)
   std::vector<Decision> q_;
   std::vector<float> q_probs_;

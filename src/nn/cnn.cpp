@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/threading.h"
 #include "nn/layers.h"
 
 namespace harvit::nn {
+
+namespace {
+// Loops over fewer elements run on the calling thread (as in layers.cpp).
+constexpr int64_t kMinParallel = 1 << 15;
+}  // namespace
 
 using json = nlohmann::json;
 
@@ -58,16 +64,14 @@ void conv1d_forward(float* out, float* cols, const float* x, const float* w, con
                     int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
   // x (B, T, Cin) -> cols (B*T, Cin*K): cols[(b,t), ci*K + j] = x[b, t + j - K/2, ci] (0 outside)
   const int64_t pad = K / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t bb = 0; bb < B; ++bb)
-    for (int64_t t = 0; t < T; ++t) {
+  parallel_for_2d(B, T, B * T * Cin * K >= kMinParallel, [&](int64_t bb, int64_t t) {
       float* c = cols + (bb * T + t) * Cin * K;
       for (int64_t ci = 0; ci < Cin; ++ci)
         for (int64_t j = 0; j < K; ++j) {
           const int64_t s = t + j - pad;
           c[ci * K + j] = s >= 0 && s < T ? x[(bb * T + s) * Cin + ci] : 0.0f;
         }
-    }
+  });
   // out (B*T, Cout) = cols w^T + b, with w (Cout, Cin, K) seen as (Cout, Cin*K)
   linear_forward(out, cols, w, b, B * T, Cin * K, Cout);
 }
@@ -94,15 +98,14 @@ void conv1d_backward(float* dx, float* dw, float* db, float* dcols, const float*
 
 void maxpool2_forward(float* out, uint8_t* arg, const float* x, int64_t B, int64_t T, int64_t Cc) {
   const int64_t T2 = T / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t bb = 0; bb < B; ++bb)
-    for (int64_t t = 0; t < T2; ++t)
+  parallel_for_2d(B, T2, B * T * Cc >= kMinParallel, [&](int64_t bb, int64_t t) {
       for (int64_t c = 0; c < Cc; ++c) {
         const float a = x[(bb * T + 2 * t) * Cc + c], b = x[(bb * T + 2 * t + 1) * Cc + c];
         const int64_t o = (bb * T2 + t) * Cc + c;
         out[o] = b > a ? b : a;  // ties go to the first element, as PyTorch
         arg[o] = b > a;
       }
+  });
 }
 
 void maxpool2_backward(float* dx, const float* dout, const uint8_t* arg, int64_t B, int64_t T, int64_t Cc) {
@@ -117,14 +120,13 @@ void maxpool2_backward(float* dx, const float* dout, const uint8_t* arg, int64_t
 }
 
 void avgpool_time_forward(float* out, const float* x, int64_t B, int64_t T, int64_t Cc) {
-#pragma omp parallel for schedule(static)
-  for (int64_t bb = 0; bb < B; ++bb) {
+  parallel_for(B, B * T * Cc >= kMinParallel, [&](int64_t bb) {
     float* o = out + bb * Cc;
     std::fill(o, o + Cc, 0.0f);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t c = 0; c < Cc; ++c) o[c] += x[(bb * T + t) * Cc + c];
     for (int64_t c = 0; c < Cc; ++c) o[c] /= static_cast<float>(T);
-  }
+  });
 }
 
 void avgpool_time_backward(float* dx, const float* dout, int64_t B, int64_t T, int64_t Cc) {
@@ -136,8 +138,12 @@ void avgpool_time_backward(float* dx, const float* dout, int64_t B, int64_t T, i
 }
 
 void relu_forward(float* out, const float* x, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  constexpr int64_t kChunk = 4096;  // chunks of a vectorised loop, shared among the threads
+  parallel_for((n + kChunk - 1) / kChunk, n >= kMinParallel, [&](int64_t k) {
+    const int64_t i1 = std::min(n, (k + 1) * kChunk);
+#pragma omp simd
+    for (int64_t i = k * kChunk; i < i1; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  });
 }
 
 // ---- model -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include "core/gemm.h"
 #include "core/simd.h"
 #include "core/tensor.h"
+#include "core/threading.h"
 
 namespace harvit::nn {
 
@@ -44,10 +45,17 @@ void linear_forward(float* out, const float* inp, const float* w, const float* b
                     int64_t IN, int64_t OUT) {
   // inp (R, IN), w (OUT, IN), b (OUT) -> out (R, OUT)
   if (b) {
-#pragma omp parallel for schedule(static) if(R * OUT >= kMinParallel)
-    for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * OUT, b, OUT * sizeof(float));
+    parallel_for(R, R * OUT >= kMinParallel, [&](int64_t r) {
+      std::memcpy(out + r * OUT, b, OUT * sizeof(float));
+    });
   }
-  gemm('N', 'T', R, OUT, IN, 1.0f, inp, IN, w, IN, b ? 1.0f : 0.0f, out, OUT);
+  // Serial mode (a streaming recogniser on its caller's thread): oneDNN's sgemm allocates its
+  // packing buffers on every call above one row, so several rows take the calling thread's own
+  // kernel (core/gemm.h); one row (a GEMV) stays with oneDNN, which allocates nothing for it.
+  if (R > 1 && serial_mode())
+    small_gemm_nt(R, OUT, IN, 1.0f, inp, IN, w, IN, out, OUT, b != nullptr);
+  else
+    gemm('N', 'T', R, OUT, IN, 1.0f, inp, IN, w, IN, b ? 1.0f : 0.0f, out, OUT);
 }
 
 void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
@@ -63,8 +71,7 @@ void linear_backward(float* dinp, float* dw, float* db, const float* dout, const
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* g,
                        const float* b, int64_t R, int64_t Dn, const float* residual, bool relu) {
   // inp (R, Dn) -> out (R, Dn) = act(residual + LN(inp)); mean, rstd (R)
-#pragma omp parallel for schedule(static) if(R * Dn >= kMinParallel)
-  for (int64_t r = 0; r < R; ++r) {
+  parallel_for(R, R * Dn >= kMinParallel, [&](int64_t r) {
     const float* x = inp + r * Dn;
     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -90,7 +97,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
 #pragma omp simd
       for (int64_t i = 0; i < Dn; ++i) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
     }
-  }
+  });
 }
 
 void layernorm_backward(float* dinp, float* dg, float* db, const float* dout, const float* inp,
@@ -213,15 +220,14 @@ void attention_forward(float* z, float* att, const float* q, const float* k, con
   // q, k, v (G, n, H*A, rows ld apart); z (G, n, H*A); att (G, H, n, n)
   const int64_t HA = H * A;
   const float scale = 1.0f / std::sqrt(static_cast<float>(A));
-#pragma omp parallel for schedule(static) if(attention_in_parallel(G, H, n, A))
-  for (int64_t gh = 0; gh < G * H; ++gh) {
+  parallel_for(G * H, attention_in_parallel(G, H, n, A), [&](int64_t gh) {
     const int64_t g = gh / H, h = gh % H, off = g * n * ld + h * A;
     float* P = att + gh * n * n;
     small_gemm_nt(n, n, A, scale, q + off, ld, k + off, ld, P, n, false);  // S = q k^T / sqrt(A)
     for (int64_t i = 0; i < n; ++i) softmax_inplace(P + i * n, n);       // over the key index
     // z = P v, straight into the heads-concatenated layout
     small_gemm(n, A, n, 1.0f, P, n, 1, v + off, ld, z + g * n * HA + h * A, HA, false);
-  }
+  });
 }
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dz, const float* att, const float* q,
@@ -258,11 +264,10 @@ void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int
   // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn). Token pairs are adjacent in memory, so each
   // output row is one contiguous copy; only the odd tail gets zeros.
   const int64_t n2 = (n + 1) / 2;
-#pragma omp parallel for schedule(static) if(G * n * Dn >= kMinParallel)
-  for (int64_t g = 0; g < G; ++g) {
+  parallel_for(G, G * n * Dn >= kMinParallel, [&](int64_t g) {
     simd::copy(out + g * n2 * 2 * Dn, inp + g * n * Dn, n * Dn);
     if (n % 2) std::memset(out + (g * n2 * 2 + n) * Dn, 0, Dn * sizeof(float));
-  }
+  });
 }
 
 const float* patch_merge_input(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn) {
@@ -294,25 +299,23 @@ void patch_embed_forward(float* out, float* patches, const float* x, const float
                          const float* pos, int64_t B, int64_t T, int64_t M, int64_t P, int64_t D) {
   // x (B, 1, T, M) -> patches (B, M, N, P) -> out (B, M, N, D)
   const int64_t N = T / P;
-#pragma omp parallel for collapse(2) schedule(static) if(B * M * T >= kMinParallel)
-  for (int64_t bb = 0; bb < B; ++bb)
-    for (int64_t m = 0; m < M; ++m)
+  parallel_for_2d(B, M, B * M * T >= kMinParallel, [&](int64_t bb, int64_t m) {
       for (int64_t nn = 0; nn < N; ++nn)
         for (int64_t p = 0; p < P; ++p)
           patches[((bb * M + m) * N + nn) * P + p] = x[(bb * T + nn * P + p) * M + m];
+  });
   const int64_t R = B * M * N;
   // A few windows (streaming, batch 1): the calling thread's small kernel beats a library call.
-  if (R * D < kMinParallel * 4)
+  if (R * D < kMinParallel * 4 || serial_mode())
     small_gemm_nt(R, D, P, 1.0f, patches, P, w, P, out, D, false);
   else
     gemm('N', 'T', R, D, P, 1.0f, patches, P, w, P, 0.0f, out, D);
-#pragma omp parallel for schedule(static) if(R * D >= kMinParallel)
-  for (int64_t r = 0; r < R; ++r) {
+  parallel_for(R, R * D >= kMinParallel, [&](int64_t r) {
     const float* pr = pos + (r % (M * N)) * D;
     float* o = out + r * D;
 #pragma omp simd
     for (int64_t d = 0; d < D; ++d) o[d] += b[d] + pr[d];
-  }
+  });
 }
 
 void patch_embed_backward(float* dw, float* db, float* dpos, const float* dout,
