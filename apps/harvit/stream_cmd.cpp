@@ -42,9 +42,9 @@ struct StreamArgs {
   std::string csv_axes, csv_time, csv_time_unit = "ms", csv_delimiter = ",";
 };
 
-std::string join(const std::vector<std::string>& v) {
+std::string join(const std::vector<std::string>& v, const char* sep = ",") {
   std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
   return s;
 }
 
@@ -152,7 +152,7 @@ class CsvReader : public Reader {
       const int c = col(name);
       if (c < 0)
         fail(at(lines_.name(), header_line_) + ": no column named '" + name + "' in the header (columns: " +
-             join(header_) + ")");
+             join(header_, ", ") + ")");
       return c;
     };
     if (!a.csv_time.empty()) time_col_ = need(a.csv_time);
