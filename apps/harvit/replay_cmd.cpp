@@ -195,6 +195,8 @@ std::string figure_table(const Scored& s, const deploy::ReplayResult& r) {
            std::to_string(m.false_at_unlabelled);
   };
   row("  false at activity / transition / unlab.", fs3(c), fs3(a));
+  auto fa = [](const train::StreamMetrics& m) { return fmt("%.2f", m.samples ? m.false_at_scored / m.minutes() : 0.0); };
+  row("False switches / min at activity samples", fa(c), fa(a));
   auto delay = [](const train::StreamMetrics& m) {
     return m.delays.empty() ? std::string("-") : fmt("%.2f", m.delay_s(0.5)) + " / " + fmt("%.2f", m.delay_s(0.9));
   };
