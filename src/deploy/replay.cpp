@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "core/tensor.h"
 
@@ -24,9 +25,9 @@ MemoryUse memory_use() {
   return m;
 }
 
-double ReplayResult::latency_ms(double p) const {
-  if (latencies_s.empty()) return 0.0;
-  std::vector<double> v = latencies_s;
+double ReplayResult::latency_ms(double p, bool cpu) const {
+  if ((cpu ? cpu_latencies_s : latencies_s).empty()) return 0.0;
+  std::vector<double> v = cpu ? cpu_latencies_s : latencies_s;
   std::sort(v.begin(), v.end());
   const int64_t n = static_cast<int64_t>(v.size());
   const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(p * n - 1e-9)) - 1, 0, n - 1);
@@ -43,6 +44,7 @@ nlohmann::json ReplayResult::cost_json() const {
           {"duration_s", duration_s},
           {"latency_ms", {{"p50", latency_ms(0.5)}, {"p90", latency_ms(0.9)}, {"p99", latency_ms(0.99)},
                           {"max", latency_ms(1.0)}, {"mean", mean}}},
+          {"thread_cpu_ms_per_decision_push", {{"p50", latency_ms(0.5, true)}, {"p99", latency_ms(0.99, true)}}},
           {"classify_s", classify_s},
           {"push_loop_s", push_s},
           {"core_share", core_share()},
@@ -78,12 +80,19 @@ ReplayResult replay(StreamRecognizer& rec, const data::RawData& raw, const std::
     rec.reset();
     std::vector<double> lat;
     lat.reserve(n / std::max<int64_t>(1, rec.hop()) + 2);
+    std::vector<double> cpu;
+    cpu.reserve(lat.capacity());
     int32_t label = -1;
     Decision d;
+    timespec c0{}, c1{};
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n; ++i) {
-      if (rec.push(st.values.data() + i * M, 1) > 0) {
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+      const int64_t made = rec.push(st.values.data() + i * M, 1);
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+      if (made > 0) {
         lat.push_back(rec.last_latency_s());  // one push of one sample makes at most one decision
+        cpu.push_back((c1.tv_sec - c0.tv_sec) + 1e-9 * (c1.tv_nsec - c0.tv_nsec));
         while (rec.next(d)) label = d.label;
       }
       out.pred[i] = label;
@@ -95,6 +104,7 @@ ReplayResult replay(StreamRecognizer& rec, const data::RawData& raw, const std::
     out.pred_aligned.assign(n, -1);
     for (int64_t i = 0; i < n; ++i) out.pred_aligned[i] = out.pred[std::min(i + shift, n - 1)];
     r.latencies_s.insert(r.latencies_s.end(), lat.begin(), lat.end());
+    r.cpu_latencies_s.insert(r.cpu_latencies_s.end(), cpu.begin(), cpu.end());
     r.decisions += out.decisions;
     r.samples += n;
     r.classify_s += out.classify_s;

@@ -10,7 +10,8 @@
 // the last label. It shows how much of the error is the recogniser's inherent delay.
 // Each recording starts with reset(), so nothing carries over from the previous one.
 //
-// Cost: each decision's StreamRecognizer::last_latency_s (normalise + forward + smoothing), their
+// Cost: each decision's StreamRecognizer::last_latency_s (normalise + forward + smoothing, wall
+// clock), the thread CPU time of the push that made it (load-independent), their
 // sum against the recordings' duration (the share of one core the recogniser needs at the
 // sensor's rate), the wall time of the whole push loop, and the process's resident memory
 // (VmRSS, VmHWM from /proc/self/status) before the recogniser is built, after it is built, and
@@ -47,12 +48,15 @@ MemoryUse memory_use();
 
 struct ReplayResult {
   std::vector<ReplayedRecording> recordings;
-  std::vector<double> latencies_s;  // every decision's, in order
+  std::vector<double> latencies_s;  // every decision's, in order (wall clock)
+  // the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID) of each push that made a decision:
+  // unlike the wall clock, it leaves out the time the thread was not running (a loaded machine)
+  std::vector<double> cpu_latencies_s;
   int64_t decisions = 0, samples = 0;
   double classify_s = 0, push_s = 0, duration_s = 0;
   MemoryUse before_recognizer, after_recognizer, after_replay;
-  // percentile (0..1] of the latencies, nearest rank, in milliseconds
-  double latency_ms(double p) const;
+  // percentile (0..1] of the latencies (cpu: of cpu_latencies_s), nearest rank, in milliseconds
+  double latency_ms(double p, bool cpu = false) const;
   double core_share() const { return duration_s > 0 ? classify_s / duration_s : 0.0; }
   nlohmann::json cost_json() const;
 };
