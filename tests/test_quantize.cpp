@@ -207,6 +207,33 @@ TEST(Int8, ClearFailures) {
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("fp8"), std::string::npos) << e.what();
   }
-  nn::Cnn cnn(nn::CnnConfig{});
-  EXPECT_THROW(deploy::convert_precision(cnn, "int8"), std::runtime_error);
+}
+
+// The CNN's conv layers run int8 through the same nn::Linear as the ViT's: logits close to fp32,
+// the fp32 model untouched, and no training of the int8 copy.
+TEST(Int8, CnnConvLayersCloseToFp32) {
+  nn::CnnConfig cfg;
+  cfg.M = 6;
+  nn::Cnn fp(cfg);
+  Rng rng(4);
+  const int64_t B = 8;
+  std::vector<float> x(B * cfg.T * cfg.M);
+  for (auto& v : x) v = rng.normal();
+  const std::vector<float> want(fp.forward(x.data(), B), fp.forward(x.data(), B) + B * cfg.C);
+  auto q = deploy::convert_precision(fp, "int8");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->precision(), nn::Precision::Int8);
+  EXPECT_EQ(fp.precision(), nn::Precision::Fp32);
+  const float* got = q->forward(x.data(), B);
+  const auto d = test::compare(got, want.data(), want.size());
+  EXPECT_LT(d.rel(), 0.06);
+  EXPECT_GT(d.max_abs, 0.0);  // really int8: not the fp32 path
+  std::vector<int32_t> y(B, 1);
+  q->loss(y.data());
+  try {
+    q->backward(y.data());
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("inference only"), std::string::npos) << e.what();
+  }
 }

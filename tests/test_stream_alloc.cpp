@@ -71,7 +71,6 @@ struct AllocTest : ::testing::TestWithParam<std::tuple<std::string, std::string>
 
 TEST_P(AllocTest, PushAllocatesNothingAndStartsNoThread) {
   const auto [kind, precision] = GetParam();
-  if (kind == "cnn" && precision == "int8") GTEST_SKIP() << "the CNN has no int8 layers (fp32 only)";
   const auto dir = test::temp_dir("stream_alloc_" + kind + precision);
   const auto ck = test::write_stream_checkpoint(dir, kind, /*full_size=*/true);
   const int threads_before = threads_now();

@@ -60,28 +60,22 @@ CnnConfig CnnConfig::from_json(const json& j) {
 
 // ---- layers ----------------------------------------------------------------------------------
 
-void conv1d_forward(float* out, float* cols, const float* x, const float* w, const float* b, int64_t B,
-                    int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
+void conv1d_im2col(float* cols, const float* x, int64_t B, int64_t T, int64_t Cin, int64_t K) {
   // x (B, T, Cin) -> cols (B*T, Cin*K): cols[(b,t), ci*K + j] = x[b, t + j - K/2, ci] (0 outside)
   const int64_t pad = K / 2;
   parallel_for_2d(B, T, B * T * Cin * K >= kMinParallel, [&](int64_t bb, int64_t t) {
-      float* c = cols + (bb * T + t) * Cin * K;
-      for (int64_t ci = 0; ci < Cin; ++ci)
-        for (int64_t j = 0; j < K; ++j) {
-          const int64_t s = t + j - pad;
-          c[ci * K + j] = s >= 0 && s < T ? x[(bb * T + s) * Cin + ci] : 0.0f;
-        }
+    float* c = cols + (bb * T + t) * Cin * K;
+    for (int64_t ci = 0; ci < Cin; ++ci)
+      for (int64_t j = 0; j < K; ++j) {
+        const int64_t s = t + j - pad;
+        c[ci * K + j] = s >= 0 && s < T ? x[(bb * T + s) * Cin + ci] : 0.0f;
+      }
   });
-  // out (B*T, Cout) = cols w^T + b, with w (Cout, Cin, K) seen as (Cout, Cin*K)
-  linear_forward(out, cols, w, b, B * T, Cin * K, Cout);
 }
 
-void conv1d_backward(float* dx, float* dw, float* db, float* dcols, const float* dout, const float* cols,
-                     const float* w, int64_t B, int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
-  linear_backward(dx ? dcols : nullptr, dw, db, dout, cols, w, B * T, Cin * K, Cout, false);
-  if (!dx) return;
-  // col2im: every (t, j) that read x[b, s, ci] returns its gradient there. Parallel over
-  // (b, s) so each output element has one writer.
+void conv1d_col2im(float* dx, const float* dcols, int64_t B, int64_t T, int64_t Cin, int64_t K) {
+  // every (t, j) that read x[b, s, ci] returns its gradient there. Parallel over (b, s) so each
+  // output element has one writer.
   const int64_t pad = K / 2;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t bb = 0; bb < B; ++bb)
@@ -94,6 +88,19 @@ void conv1d_backward(float* dx, float* dw, float* db, float* dcols, const float*
         }
         dx[(bb * T + s) * Cin + ci] += acc;
       }
+}
+
+void conv1d_forward(float* out, float* cols, const float* x, const float* w, const float* b, int64_t B,
+                    int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
+  conv1d_im2col(cols, x, B, T, Cin, K);
+  // out (B*T, Cout) = cols w^T + b, with w (Cout, Cin, K) seen as (Cout, Cin*K)
+  linear_forward(out, cols, w, b, B * T, Cin * K, Cout);
+}
+
+void conv1d_backward(float* dx, float* dw, float* db, float* dcols, const float* dout, const float* cols,
+                     const float* w, int64_t B, int64_t T, int64_t Cin, int64_t Cout, int64_t K) {
+  linear_backward(dx ? dcols : nullptr, dw, db, dout, cols, w, B * T, Cin * K, Cout, false);
+  if (dx) conv1d_col2im(dx, dcols, B, T, Cin, K);
 }
 
 void maxpool2_forward(float* out, uint8_t* arg, const float* x, int64_t B, int64_t T, int64_t Cc) {
@@ -156,6 +163,7 @@ Cnn::Cnn(const CnnConfig& cfg) : cfg_(cfg) {
     Layer l;
     l.w = params_.add(p + "weight", {cfg_.channels[i], cin, cfg_.kernel}, Init::Uniform, cin * cfg_.kernel);
     l.b = params_.add(p + "bias", {cfg_.channels[i]}, Init::Uniform, cin * cfg_.kernel);
+    l.lin = Linear(l.w, l.b, cin * cfg_.kernel, cfg_.channels[i]);
     layers_.push_back(std::move(l));
     cin = cfg_.channels[i];
   }
@@ -217,7 +225,8 @@ const float* Cnn::forward(const float* x, int64_t B) {
   for (size_t i = 0; i < L; ++i) {
     Layer& l = layers_[i];
     const int64_t t = cfg_.length(i), co = cfg_.channels[i];
-    conv1d_forward(l.pre.data(), l.cols.data(), h, w + l.w, w + l.b, B, t, cin, co, K);
+    conv1d_im2col(l.cols.data(), h, B, t, cin, K);
+    l.lin.forward(l.pre.data(), l.cols.data(), w, B * t);  // the conv as a GEMM, in the layer's precision
     relu_forward(l.act.data(), l.pre.data(), B * t * co);
     if (i + 1 < L) {
       maxpool2_forward(l.pooled.data(), l.arg.data(), l.act.data(), B, t, co);
@@ -232,8 +241,19 @@ const float* Cnn::forward(const float* x, int64_t B) {
   return logits_ptr_;
 }
 
+void Cnn::set_precision(Precision p) {
+  if (p == Precision::Bf16) require_bf16();  // before any layer changes
+  for (Layer& l : layers_) l.lin.set_precision(p, params_.values());
+  precision_ = p;
+}
+
+void Cnn::params_changed() {
+  for (Layer& l : layers_) l.lin.refresh_weights(params_.values());
+}
+
 void Cnn::backward_from_logits(const float* dlogits) {
   if (B_ == 0) fail("Cnn::backward called before forward");
+  if (precision_ == Precision::Int8) fail("an int8 CNN is for inference only: train the fp32 (or bf16) model");
   const int64_t B = B_, K = cfg_.kernel;
   const size_t L = layers_.size();
   const float* w = params_.values();
@@ -254,7 +274,8 @@ void Cnn::backward_from_logits(const float* dlogits) {
       dx = dIn_.data();
       std::fill(dIn_.begin(), dIn_.begin() + B * t * cin, 0.0f);
     }
-    conv1d_backward(dx, g + l.w, g + l.b, dcols_.data(), dPre_.data(), l.cols.data(), w + l.w, B, t, cin, co, K);
+    l.lin.backward(dx ? dcols_.data() : nullptr, g, dPre_.data(), l.cols.data(), w, B * t, false);
+    if (dx) conv1d_col2im(dx, dcols_.data(), B, t, cin, K);
   }
 }
 

@@ -25,6 +25,9 @@ struct CnnConfig {
 // cols (B*T, Cin*K) is the im2col buffer kept for backward.
 void conv1d_forward(float* out, float* cols, const float* x, const float* w, const float* b, int64_t B,
                     int64_t T, int64_t Cin, int64_t Cout, int64_t K);
+// The two halves of the conv around its GEMM: im2col (x -> cols) and col2im (dcols -> dx +=).
+void conv1d_im2col(float* cols, const float* x, int64_t B, int64_t T, int64_t Cin, int64_t K);
+void conv1d_col2im(float* dx, const float* dcols, int64_t B, int64_t T, int64_t Cin, int64_t K);
 // dout (B, T, Cout) -> dx (B, T, Cin) +=, dw, db +=; dcols (B*T, Cin*K) is scratch.
 void conv1d_backward(float* dx, float* dw, float* db, float* dcols, const float* dout, const float* cols,
                      const float* w, int64_t B, int64_t T, int64_t Cin, int64_t Cout, int64_t K);
@@ -49,16 +52,22 @@ class Cnn : public Model {
   int64_t C() const override { return cfg_.C; }
   const float* forward(const float* x, int64_t B) override;
   void backward_from_logits(const float* dlogits) override;
+  // int8 / bf16: the conv layers' GEMMs (nn/linear.h); the last, tiny fc layer stays fp32.
+  void set_precision(Precision p) override;
+  void params_changed() override;
+  Precision precision() const override { return precision_; }
 
  private:
   struct Layer {
     int64_t w, b;  // slab offsets
+    Linear lin;    // the conv as a GEMM over the im2col buffer: (B*T, Cin*K) x (Cout, Cin*K)^T
     std::vector<float> cols, pre, act, pooled;  // im2col, conv output, ReLU output, pooled
     std::vector<uint8_t> arg;
   };
   CnnConfig cfg_;
   std::vector<Layer> layers_;
   int64_t fc_w_ = 0, fc_b_ = 0, capacity_ = 0;
+  Precision precision_ = Precision::Fp32;
   std::vector<float> feat_, logits_, dfeat_, dIn_, dAct_, dPre_, dcols_;
 };
 

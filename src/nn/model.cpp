@@ -10,8 +10,7 @@ namespace harvit::nn {
 
 void Model::set_precision(Precision p) {
   if (p != Precision::Fp32)
-    fail(std::string(precision_name(p)) + " layers are implemented for the ViT only, not for a " + kind() +
-         " (use fp32)");
+    fail(std::string(precision_name(p)) + " layers are not implemented for a " + kind() + " (use fp32)");
 }
 
 void Model::set_batch(int64_t B) {
