@@ -12,5 +12,6 @@ using Runner = std::function<int()>;
 
 Runner add_stream_command(CLI::App& app);  // stream_cmd.cpp: `harvit stream`
 Runner add_replay_command(CLI::App& app);  // replay_cmd.cpp: `harvit replay`
+Runner add_export_command(CLI::App& app);  // export_cmd.cpp: `harvit export`
 
 }  // namespace harvit::cli

@@ -400,6 +400,7 @@ int main(int argc, char** argv) {
 
   const cli::Runner run_stream = cli::add_stream_command(app);
   const cli::Runner run_replay = cli::add_replay_command(app);
+  const cli::Runner run_export = cli::add_export_command(app);
 
   try {
     app.parse(argc, argv);
@@ -421,6 +422,7 @@ int main(int argc, char** argv) {
     if (*prep) return cmd_prepare(pa);
     if (app.got_subcommand("stream")) return run_stream();
     if (app.got_subcommand("replay")) return run_replay();
+    if (app.got_subcommand("export")) return run_export();
     if (*pc) return cmd_predict(pr);
     if (*tr) {
       set_num_threads(train_threads);
