@@ -33,7 +33,7 @@ grep -q "none.safetensors" "$W/err.log" || fail "missing-checkpoint message: $(c
 
 command -v node > /dev/null || missing "node not found (scripts/deps.sh installs nodejs)"
 [ -d "$SRC/bench/ort/node_modules/onnxruntime-node" ] ||
-  missing "onnxruntime-node not installed in bench/ort (scripts/test.sh runs: cd bench/ort && npm ci --ignore-scripts)"
+  missing "onnxruntime-node not installed in bench/ort (scripts/deps.sh runs: cd bench/ort && npm ci --ignore-scripts)"
 "$PY" -c "import onnx, numpy" 2> /dev/null || missing "$PY cannot import onnx and numpy (python3-onnx)"
 
 # Raw units: x * scale + shift per axis (m/s^2-like values around gravity), labels/users/split as they are.
