@@ -145,6 +145,46 @@ TEST(SmallGemm, KernelsMatchDoubleLoopsForEveryTileAndTail) {
 }
 
 #ifdef HARVIT_AVX2
+// PackedB (the streaming path's fp32 products): every row-tile height, partial panels, odd k,
+// with and without accumulation, against double loops; HARVIT_ISA=avx2 runs the AVX2 panels.
+TEST(PackedB, MatchesDoubleLoopsForEveryTileAndPartialPanel) {
+  Rng rng(12);
+  SCOPED_TRACE(PackedB::kernel_name());
+  for (int64_t m : {1, 2, 5, 11, 12, 13, 25, 96}) {
+    for (int64_t n : {1, 15, 16, 17, 33, 64, 100}) {
+      for (int64_t k : {1, 7, 64}) {
+        for (bool acc : {false, true}) {
+          const int64_t lda = k + 3, ldc = n + 5, ldw = k + 1;
+          std::vector<float> A(m * lda), W(n * ldw), C(m * ldc), want;
+          for (auto& v : A) v = rng.normal();
+          for (auto& v : W) v = rng.normal();
+          for (auto& v : C) v = rng.normal();
+          want = C;
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              double s = 0;
+              for (int64_t p = 0; p < k; ++p) s += double(A[i * lda + p]) * W[j * ldw + p];
+              want[i * ldc + j] = static_cast<float>(acc ? want[i * ldc + j] + s : s);
+            }
+          PackedB pb;
+          pb.pack_transposed(W.data(), n, k, ldw);
+          pb.multiply(m, A.data(), lda, C.data(), ldc, acc);
+          double worst = 0;
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < ldc; ++j) {
+              if (j >= n) {  // past n: untouched
+                ASSERT_EQ(C[i * ldc + j], want[i * ldc + j]) << "wrote past column n at " << m << "x" << n << "x" << k;
+                continue;
+              }
+              worst = std::max(worst, std::fabs(double(C[i * ldc + j]) - want[i * ldc + j]));
+            }
+          ASSERT_LT(worst, 1e-4) << m << "x" << n << "x" << k << (acc ? " accumulate" : "");
+        }
+      }
+    }
+  }
+}
+
 TEST(Simd, ExpWithinFourUlpOnTheSoftmaxRangeAndZeroBelow) {
   test::ErrTally err;  // a NaN result counts as bad (std::max(worst, NaN) would drop it)
   for (float x = -87.0f; x <= 10.0f; x += 0.00731f) {

@@ -213,6 +213,7 @@ std::vector<std::pair<std::string, std::string>> summary_fields() {
   f.emplace_back("onednn", onednn_isa());
   f.emplace_back("int8_kernel", Int8Gemm::kernel_summary());
   f.emplace_back("small_fp32_gemm", small_gemm_kernel());
+  f.emplace_back("stream_fp32_gemm", std::string("harvit ") + PackedB::kernel_name() + " over packed panels");
   return f;
 }
 
@@ -224,7 +225,8 @@ std::string summary() {
       continue;
     }
     const char* label = k == "cpu" ? "CPU: " : k == "caps_to" ? " caps harvit to: " : k == "baseline" ? "; build baseline: "
-                      : k == "onednn" ? "; oneDNN: " : k == "int8_kernel" ? "; int8 kernel: " : "; small fp32 GEMM: ";
+                      : k == "onednn" ? "; oneDNN: " : k == "int8_kernel" ? "; int8 kernel: "
+                      : k == "stream_fp32_gemm" ? "; streaming fp32 GEMM: " : "; small fp32 GEMM: ";
     s += label + v;
   }
   return s;

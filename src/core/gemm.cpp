@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
+#include "core/fp32_kernels.h"
 #include "core/simd.h"
 #include "core/tensor.h"
 #include "oneapi/dnnl/dnnl.h"
@@ -144,6 +146,41 @@ void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* A,
 #else
   small_gemm_reference(m, n, k, alpha, A, lda, 1, B, 1, ldb, C, ldc, accumulate);
 #endif
+}
+
+namespace {
+// The AVX-512 panel kernel where the CPU (capped by HARVIT_ISA) has AVX-512 F/BW/VL/DQ.
+const f32k::Kernel* panel_kernel() {
+  using namespace cpu;
+  return has(kAvx512f | kAvx512bw | kAvx512vl | kAvx512dq) ? &f32k::kAvx512 : nullptr;
+}
+}  // namespace
+
+const char* PackedB::kernel_name() { return panel_kernel() ? panel_kernel()->name : "AVX2 6x16"; }
+
+void PackedB::pack_transposed(const float* W, int64_t n, int64_t k, int64_t ldw) {
+  const f32k::Kernel* kern = panel_kernel();
+  n_ = n;
+  k_ = k;
+  width_ = kern ? kern->width : 16;
+  const int64_t panels = (n + width_ - 1) / width_;
+  p_.assign(panels * k * width_, 0.0f);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) p_[((j / width_) * k + p) * width_ + j % width_] = W[j * ldw + p];
+}
+
+void PackedB::multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t ldc, bool accumulate) const {
+  if (m <= 0 || n_ == 0) return;
+  const int64_t panels = (n_ + width_ - 1) / width_;
+  if (const f32k::Kernel* kern = panel_kernel(); kern && kern->width == width_) {
+    kern->fn(f32k::Args{A, lda, p_.data(), k_, n_, C, ldc, accumulate}, 0, m, 0, panels);
+    return;
+  }
+  for (int64_t pn = 0; pn < panels; ++pn) {  // AVX2: the small kernel over each contiguous panel
+    const int64_t j0 = pn * width_;
+    small_gemm(m, std::min(width_, n_ - j0), k_, 1.0f, A, lda, 1, p_.data() + pn * k_ * width_, width_, C + j0, ldc,
+               accumulate);
+  }
 }
 
 const char* small_gemm_kernel() {

@@ -2,6 +2,7 @@
 // register-tiled kernels. Row-major throughout; 'T' transposes an operand.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace harvit {
 
@@ -34,6 +35,30 @@ void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* A,
 
 // The small-GEMM kernel this build runs: "harvit AVX2 6x16" or "portable loops".
 const char* small_gemm_kernel();
+
+// A constant right-hand operand B (k x n) packed once into column panels for the fastest fp32
+// kernel the CPU has (core/cpu.h: AVX-512 12x32 tiles over 32-column panels, else the AVX2 6x16
+// kernel over 16-column panels), for products on the calling thread that neither allocate nor
+// touch a thread pool: the streaming recogniser's linear layers (serial mode, core/threading.h),
+// where oneDNN's sgemm would allocate its packing buffers on every call. A panel stays in L1
+// while every row tile of A streams past it.
+class PackedB {
+ public:
+  PackedB() = default;
+  // B = W^T for W (n x k), rows ldw apart: a linear layer's (OUT, IN) weights.
+  void pack_transposed(const float* W, int64_t n, int64_t k, int64_t ldw);
+  bool empty() const { return p_.empty(); }
+  int64_t n() const { return n_; }
+  int64_t k() const { return k_; }
+  // C (m x n, rows ldc apart) = A (m x k, rows lda apart) B (+ C when accumulate).
+  void multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t ldc, bool accumulate) const;
+  // The kernel pack_transposed chooses on this CPU: "AVX512 12x32" or "AVX2 6x16".
+  static const char* kernel_name();
+
+ private:
+  int64_t n_ = 0, k_ = 0, width_ = 0;
+  std::vector<float> p_;  // (ceil(n / width), k, width)
+};
 
 // Threads used by harvit's OpenMP loops and oneDNN (one pool). 0 = leave as is.
 void set_num_threads(int n);

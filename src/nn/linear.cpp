@@ -1,6 +1,9 @@
 #include "nn/linear.h"
 
+#include <cstring>
+
 #include "core/tensor.h"
+#include "core/threading.h"
 #include "nn/layers.h"
 
 namespace harvit::nn {
@@ -19,6 +22,7 @@ const char* precision_name(Precision p) {
 void Linear::set_precision(Precision p, const float* values) {
   if (p == Precision::Bf16) require_bf16();
   p_ = p;
+  pw_ = PackedB();
   q_ = p == Precision::Int8 ? Int8Gemm(values + w_, values + b_, IN_, OUT_) : Int8Gemm();
   wb_.clear();
   xb_.clear();
@@ -29,6 +33,7 @@ void Linear::set_precision(Precision p, const float* values) {
 }
 
 void Linear::refresh_weights(const float* values) {
+  if (!pw_.empty()) pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
   if (p_ != Precision::Bf16) return;
   wb_.resize(OUT_ * IN_);
   to_bf16(wb_.data(), values + w_, OUT_ * IN_);
@@ -44,6 +49,12 @@ void Linear::forward(float* out, const float* inp, const float* values, int64_t 
     xb_src_ = inp;
     xb_rows_ = R;
     gemm_bf16(R, OUT_, IN_, xb_.data(), IN_, 1, wb_.data(), 1, IN_, out, OUT_, values + b_, false);
+  } else if (R > 1 && serial_mode()) {
+    // the calling thread's kernel over weights packed once (oneDNN's sgemm would allocate)
+    if (pw_.empty()) pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
+    const float* b = values + b_;
+    for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * OUT_, b, OUT_ * sizeof(float));
+    pw_.multiply(R, inp, IN_, out, OUT_, true);
   } else {
     linear_forward(out, inp, values + w_, values + b_, R, IN_, OUT_);
   }

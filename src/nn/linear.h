@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/bf16_gemm.h"
+#include "core/gemm.h"
 #include "core/int8_gemm.h"
 
 namespace harvit::nn {
@@ -32,7 +33,8 @@ class Linear {
   // Takes the weights as they are in `values` now (int8 quantises and packs them, bf16 rounds
   // them; a later change of the fp32 weights needs set_precision or refresh_weights again).
   void set_precision(Precision p, const float* values);
-  // bf16: rounds the fp32 weights again (after an optimizer step). Other precisions: nothing.
+  // After an optimizer step: bf16 rounds the fp32 weights again; fp32 packs its serial-mode
+  // panels again where it has them. int8: nothing.
   void refresh_weights(const float* values);
   Precision precision() const { return p_; }
 
@@ -53,6 +55,7 @@ class Linear {
   int64_t w_ = 0, b_ = 0, IN_ = 0, OUT_ = 0;
   Precision p_ = Precision::Fp32;
   Int8Gemm q_;  // int8: the quantised, packed weights (empty otherwise)
+  PackedB pw_;  // fp32 in serial mode (streaming): W^T in panels, packed on the first such call
   std::vector<bf16> wb_, xb_, gb_;  // bf16: weights (OUT, IN), last input (R, IN), output gradient
   const float* xb_src_ = nullptr;   // bf16: the fp32 input xb_ was rounded from, and its rows
   int64_t xb_rows_ = 0;

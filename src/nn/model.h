@@ -54,7 +54,8 @@ class Model {
   virtual void set_precision(Precision p);
   virtual Precision precision() const { return Precision::Fp32; }
   // Tells the model that params().values() changed (an optimizer step): bf16 layers round their
-  // weight copies again. fp32 needs nothing; int8 models are not trained.
+  // weight copies again, fp32 layers their serial-mode packed panels (if any); int8 models are
+  // not trained.
   virtual void params_changed() {}
 
  protected:

@@ -123,8 +123,7 @@ void Vit::set_precision(Precision p) {
   precision_ = p;
 }
 
-void Vit::params_changed() {
-  if (precision_ != Precision::Bf16) return;
+void Vit::params_changed() {  // bf16 weight copies and packed fp32 panels, where there are any
   const float* w = params_.values();
   for (Block& b : blocks_)
     for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->refresh_weights(w);

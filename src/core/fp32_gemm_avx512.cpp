@@ -1,0 +1,81 @@
+// fp32 register-tile kernel for AVX-512 (core/fp32_kernels.h): 12 rows x 32 columns of C in 24
+// zmm registers over the whole k loop; per step one 32-float row of the packed panel (two
+// loads), 12 broadcasts of A, 24 FMAs. Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "core/fp32_kernels.h"
+
+namespace harvit::f32k {
+namespace {
+
+constexpr int kWidth = 32, kRows = 12;
+
+template <int RB>
+void tile(int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, bool accumulate,
+          __mmask16 m0, __mmask16 m1) {
+  __m512 c0[RB], c1[RB];
+  for (int r = 0; r < RB; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    const __m512 b0 = _mm512_loadu_ps(b + p * kWidth), b1 = _mm512_loadu_ps(b + p * kWidth + 16);
+    for (int r = 0; r < RB; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + p]);
+      c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+  for (int r = 0; r < RB; ++r) {
+    float* d = c + r * ldc;
+    __m512 v0 = c0[r], v1 = c1[r];
+    if (accumulate) {
+      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, d));
+      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, d + 16));
+    }
+    _mm512_mask_storeu_ps(d, m0, v0);
+    _mm512_mask_storeu_ps(d + 16, m1, v1);
+  }
+}
+
+void rows_tile(int rows, int64_t k, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+               bool accumulate, __mmask16 m0, __mmask16 m1) {
+  switch (rows) {
+    case 12: tile<12>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 11: tile<11>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 10: tile<10>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 9: tile<9>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 8: tile<8>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 7: tile<7>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 6: tile<6>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 5: tile<5>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 4: tile<4>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 3: tile<3>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    case 2: tile<2>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+    default: tile<1>(k, a, lda, b, c, ldc, accumulate, m0, m1); break;
+  }
+}
+
+__mmask16 lanes(int64_t n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
+
+void panels(const Args& g, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
+  const int64_t m = r1 - r0;
+  if (m <= 0) return;
+  // ceil(m / 12) row tiles of near-equal height: short tiles keep too few FMA chains in flight
+  const int64_t tiles = (m + kRows - 1) / kRows;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t j0 = p * kWidth, nc = g.n - j0 < kWidth ? g.n - j0 : kWidth;
+    const __mmask16 m0 = lanes(nc), m1 = lanes(nc > 16 ? nc - 16 : 0);
+    const float* b = g.bp + p * g.k * kWidth;
+    for (int64_t t = 0, i = r0; t < tiles; ++t) {
+      const int rows = static_cast<int>(m / tiles + (t >= tiles - m % tiles ? 1 : 0));
+      rows_tile(rows, g.k, g.a + i * g.lda, g.lda, b, g.c + i * g.ldc + j0, g.ldc, g.accumulate, m0, m1);
+      i += rows;
+    }
+  }
+}
+
+}  // namespace
+
+const Kernel kAvx512 = {"AVX512 12x32", kWidth, panels};
+
+}  // namespace harvit::f32k

@@ -1,0 +1,34 @@
+// Internal to core/gemm.cpp (PackedB): the ISA-specific fp32 register-tile kernels over column
+// panels, one translation unit per instruction set, compiled with its own -m flags and called
+// only where core/cpu.h says the CPU has that ISA. Same rules as core/int8_kernels.h: those
+// translation units include nothing but this header, <immintrin.h> and <cstdint>, and keep every
+// function but the entry point in an anonymous namespace (no weak symbols compiled for an ISA).
+#pragma once
+#include <cstdint>
+
+namespace harvit::f32k {
+
+// C (m x n, rows ldc apart) (+)= A (m x k, rows lda apart) B, where B (k x n) is packed in panels
+// of `width` columns: panel p holds columns [p * width, (p + 1) * width) as k rows of width floats
+// (columns past n zero). The call computes rows [r0, r1) of panels [p0, p1); accumulate adds to C.
+struct Args {
+  const float* a;
+  int64_t lda;
+  const float* bp;
+  int64_t k, n;
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+};
+using PanelFn = void (*)(const Args&, int64_t r0, int64_t r1, int64_t p0, int64_t p1);
+
+struct Kernel {
+  const char* name;  // "AVX512 12x32"
+  int width;         // columns per panel
+  PanelFn fn;
+};
+
+// fp32_gemm_avx512.cpp (-mavx512f -mavx512bw -mavx512vl -mavx512dq)
+extern const Kernel kAvx512;
+
+}  // namespace harvit::f32k
