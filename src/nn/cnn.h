@@ -52,6 +52,8 @@ class Cnn : public Model {
   int64_t C() const override { return cfg_.C; }
   const float* forward(const float* x, int64_t B) override;
   void backward_from_logits(const float* dlogits) override;
+  const float* features() const override { return feat_.data(); }  // mean over time of the last conv
+  int64_t feature_dim() const override { return cfg_.channels.back(); }
   // int8 / bf16: the conv layers' GEMMs (nn/linear.h); the last, tiny fc layer stays fp32.
   void set_precision(Precision p) override;
   void params_changed() override;

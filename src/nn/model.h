@@ -46,6 +46,10 @@ class Model {
   const float* probs() const { return probs_.data(); }
   // After loss: accumulates d(mean loss)/d(params) into params().grads().
   void backward(const int32_t* labels);
+  // After forward: the penultimate features (B, feature_dim()), the input of the last linear
+  // layer (open-set scores measure distances there; train/calibration.h).
+  virtual const float* features() const = 0;
+  virtual int64_t feature_dim() const = 0;
   // Backward from a given logits gradient dlogits (B, C) (accumulates into grads).
   virtual void backward_from_logits(const float* dlogits) = 0;
   int64_t batch() const { return B_; }

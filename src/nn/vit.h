@@ -48,6 +48,8 @@ class Vit : public Model {
 
   const float* forward(const float* x, int64_t B) override;
   void backward_from_logits(const float* dlogits) override;
+  const float* features() const override { return r_.data(); }  // dense tower after LN + ReLU
+  int64_t feature_dim() const override { return cfg_.hidden; }
   // int8: the q|k|v, attention-output, patch-merge and first dense layers run as int8 GEMMs
   // (patch embedding, attention scores, LayerNorm and the last, tiny layer stay fp32); their
   // weights are quantised from the slab as it is now. fp32 restores every layer.
@@ -55,6 +57,10 @@ class Vit : public Model {
   void set_precision(Precision p) override;
   void params_changed() override;
   Precision precision() const override { return precision_; }
+  // The softmax attention probabilities of block l (0 <= l < L) from the last forward:
+  // (G = B*M groups in (window, axis) order, H heads, n queries, n keys), n = config().tokens(l);
+  // each query's row over the keys sums to 1. Valid until the next forward (harvit explain).
+  const float* attention(int64_t l) const;
 
  private:
   struct Block {  // layers and offsets into the slab
