@@ -5,6 +5,7 @@ The model class follows the seed's code (000_a4374ca15670fa15.txt) line for line
 L blocks and a configurable dense-tower width. This script is the oracle for harvit:
 
   torch_reference.py fixtures --out tests/fixtures     write the parity fixtures the C++ tests read
+  torch_reference.py attention --out tests/fixtures    only the attention fixtures (harvit explain)
   torch_reference.py bench --batch 128 --threads 2     training windows/s of the PyTorch model
   torch_reference.py info                              parameter count of the seed config
 
@@ -57,7 +58,9 @@ class VisionTransformerBlock(nn.Module):
         query = self.query(x).reshape(batch, modal_leng, patch_num, self.head_num, self.att_size).permute(0, 1, 3, 2, 4)
         key = self.key(x).reshape(batch, modal_leng, patch_num, self.head_num, self.att_size).permute(0, 1, 3, 4, 2)
         value = self.value(x).reshape(batch, modal_leng, patch_num, self.head_num, self.att_size).permute(0, 1, 3, 2, 4)
-        z = torch.matmul(nn.Softmax(dim=-1)(torch.matmul(query, key) / (self.att_size ** 0.5)), value)
+        att = nn.Softmax(dim=-1)(torch.matmul(query, key) / (self.att_size ** 0.5))
+        self.last_attention = att.detach()  # (batch, modal, head, n, n): the attention fixture's reference
+        z = torch.matmul(att, value)
         z = z.permute(0, 1, 3, 2, 4).reshape(batch, modal_leng, patch_num, -1)
         z = nn.ReLU()(x + self.att_mlp(z))
         out = self.patch_merge(z)
@@ -206,13 +209,43 @@ def write_fixture(path, cfg, seed=1, B=8, steps=10, lr=5e-4, wd=1e-3, step_size=
     print(f"wrote {path}: loss {loss.item():.6f}, trajectory {[round(v, 5) for v in losses]}")
 
 
+def write_attention_fixture(path, cfg, seed=1, B=8):
+    """The attention probabilities of every block for the parity fixture's parameters and batch
+    (tests/test_attention_parity.cpp): att.<l> [B, M, H, n_l, n_l], softmax over the last index."""
+    torch.manual_seed(0)
+    model = build(cfg)
+    fixture_params(model, seed)
+    x, y = fixture_batch(cfg, seed, 1000, B)
+    with torch.no_grad():
+        logits = model(x)
+    t = {"x": x.numpy(), "logits": logits.numpy().copy()}
+    for l, block in enumerate(model.msa_layer):
+        t[f"att.{l}"] = block.last_attention.numpy().copy()
+    meta = {"format": FIXTURE_FORMAT, "version": FIXTURE_VERSION, "kind": "attention", "config": json.dumps(cfg),
+            "seed": seed, "batch": B, "torch": torch.__version__}
+    safetensors_io.save(path, t, meta)
+    shapes = {k: list(v.shape) for k, v in t.items() if k.startswith("att.")}
+    print(f"wrote {path}: {shapes}")
+
+
+def cmd_attention(args):
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(1)
+    write_attention_fixture(os.path.join(args.out, "vit_seed_attention.safetensors"), config_dict())
+    write_attention_fixture(os.path.join(args.out, "vit_odd_attention.safetensors"), ODD_CONFIG)
+
+
+# N = 25 exercises the zero-padded patch merge (25 -> 13 -> 7 -> 4), H*A != D.
+ODD_CONFIG = config_dict(T=100, M=6, C=12, P=4, D=64, H=3, A=24, L=3, hidden=96)
+
+
 def cmd_fixtures(args):
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
     write_fixture(os.path.join(args.out, "vit_seed.safetensors"), config_dict())
     # Odd config: N = 25 exercises the zero-padded patch merge (25 -> 13 -> 7 -> 4), H*A != D.
-    write_fixture(os.path.join(args.out, "vit_odd.safetensors"),
-                  config_dict(T=100, M=6, C=12, P=4, D=64, H=3, A=24, L=3, hidden=96))
+    write_fixture(os.path.join(args.out, "vit_odd.safetensors"), ODD_CONFIG)
+    cmd_attention(args)
 
 
 def cmd_bench(args):
@@ -271,6 +304,8 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fixtures")
     f.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+    fa = sub.add_parser("attention")
+    fa.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
     b = sub.add_parser("bench")
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--threads", type=int, default=2)
@@ -284,6 +319,8 @@ def main():
     args = ap.parse_args()
     if args.cmd == "fixtures":
         cmd_fixtures(args)
+    elif args.cmd == "attention":
+        cmd_attention(args)
     elif args.cmd == "bench":
         cmd_bench(args)
     elif args.cmd == "bench-infer":

@@ -13,5 +13,6 @@ using Runner = std::function<int()>;
 Runner add_stream_command(CLI::App& app);  // stream_cmd.cpp: `harvit stream`
 Runner add_replay_command(CLI::App& app);  // replay_cmd.cpp: `harvit replay`
 Runner add_export_command(CLI::App& app);  // export_cmd.cpp: `harvit export`
+Runner add_explain_command(CLI::App& app);  // explain_cmd.cpp: `harvit explain`
 
 }  // namespace harvit::cli

@@ -401,6 +401,7 @@ int main(int argc, char** argv) {
   const cli::Runner run_stream = cli::add_stream_command(app);
   const cli::Runner run_replay = cli::add_replay_command(app);
   const cli::Runner run_export = cli::add_export_command(app);
+  const cli::Runner run_explain = cli::add_explain_command(app);
 
   try {
     app.parse(argc, argv);
@@ -423,6 +424,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("stream")) return run_stream();
     if (app.got_subcommand("replay")) return run_replay();
     if (app.got_subcommand("export")) return run_export();
+    if (app.got_subcommand("explain")) return run_explain();
     if (*pc) return cmd_predict(pr);
     if (*tr) {
       set_num_threads(train_threads);

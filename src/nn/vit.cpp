@@ -213,6 +213,14 @@ const float* Vit::forward(const float* x, int64_t B) {
   return logits_ptr_;
 }
 
+const float* Vit::attention(int64_t l) const {
+  if (B_ == 0) fail("Vit::attention called before forward");
+  if (l < 0 || l >= cfg_.L)
+    fail("Vit::attention: block " + std::to_string(l) + " does not exist (the model has " + std::to_string(cfg_.L) +
+         " blocks)");
+  return acts_[l].att.data();
+}
+
 void Vit::backward_from_logits(const float* dlogits) {
   if (B_ == 0) fail("Vit::backward called before forward");
   const auto& c = cfg_;
