@@ -42,7 +42,7 @@ Runner add_explain_command(CLI::App& app) {
   sc->add_option("--data", a->data, "dataset file from `harvit prepare`")->required();
   sc->add_option("--index", a->opt.indices, "window by its index within the split (repeatable)");
   sc->add_option("--errors", a->opt.errors, "also the N most confident errors of the split")->capture_default_str();
-  sc->add_option("--per-class", a->opt.per_class, "also the N most confident correct windows of every class")
+  sc->add_option("--per-class", a->opt.per_class, "also the N most confident correct windows of every true class (else its best misclassified)")
       ->capture_default_str();
   sc->add_option("--split", a->opt.split, "train | val | test")
       ->check(CLI::IsMember({"train", "val", "test"}))

@@ -193,19 +193,30 @@ void draw_window(const std::string& png, const std::string& title, const std::ve
     s << (m ? ", " : "") << "'" << dat << "' index 0 using 1:" << m + 2 << " with lines lw 1.5 title \""
       << esc(axes[m]) << "\"";
   s << "\nunset key\nunset grid\nunset ylabel\n";
-  // bands
-  s << "set palette defined (0 '#ffffff', 1 '#fee391', 2 '#fe9929', 3 '#cc4c02', 4 '#662506')\n"
-    << "set yrange [" << M - 0.5 << ":-0.5]\nset cbrange [0:*]\nset cbtics font ',8'\nset ytics (";
+  // bands: one colour scale for all of them, logarithmic and centred on 1 (uniform attention):
+  // orange where a token gets more than an even share, blue where it gets less
+  double r = 1.1;
+  for (const Band& b : bands)
+    for (double v : b.values)
+      if (std::isfinite(v) && v > 0) r = std::max(r, std::max(v, 1.0 / v));
+  char tics[160];
+  std::snprintf(tics, sizeof tics, "(\"%.2f\" %g, \"%.2f\" %g, \"1\" 1, \"%.2f\" %g, \"%.2f\" %g)", 1 / r, 1 / r,
+                1 / std::sqrt(r), 1 / std::sqrt(r), std::sqrt(r), std::sqrt(r), r, r);
+  s << "set palette defined (0 '#2166ac', 0.25 '#92c5de', 0.5 '#f7f7f7', 0.75 '#fdb863', 1 '#b35806')\n"
+    << "set logscale cb\nset cbrange [" << num(1 / r) << ":" << num(r) << "]\nset cbtics " << tics
+    << " font ',8'\nset cblabel 'share of attention relative to uniform (1 = every token alike)' font ',9'\n"
+    << "set yrange [" << M - 0.5 << ":-0.5]\nset ytics (";
   for (int64_t m = 0; m < M; ++m) s << (m ? ", " : "") << "\"" << esc(axes[m]) << "\" " << m;
   s << ")\n";
+  const int bands_top = top + sig_h + gap, bands_bottom = H - bottom;
+  s << "set colorbox user origin screen 0.875," << sy(bands_bottom) << " size screen 0.014,"
+    << num(static_cast<double>(bands_bottom - bands_top) / H) << "\n";
   int y = top + sig_h;
   for (size_t k = 0; k < bands.size(); ++k) {
     y += gap;
     const bool last = k + 1 == bands.size();
     s << "set tmargin at screen " << sy(y) << "\nset bmargin at screen " << sy(y + band_h) << "\n"
-      << "set colorbox user origin screen 0.875," << sy(y + band_h) << " size screen 0.012,"
-      << num(static_cast<double>(band_h) / H) << "\n"
-      << "set title \"" << esc(bands[k].title) << "\" offset 0,-0.6\n";
+      << (k ? "unset colorbox\n" : "") << "set title \"" << esc(bands[k].title) << "\" offset 0,-0.6\n";
     if (last) s << "set format x '%g'\nset xlabel \"" << esc(xlabel) << "\"\n";
     s << "plot '" << dat << "' index " << k + 1 << " using 1:2:3 with image\n";
     y += band_h;
@@ -266,13 +277,22 @@ std::vector<ExplainedWindow> explain_checkpoint(const std::string& ckpt_path, co
     if (opt.errors > 0 && taken < opt.errors)
       std::fprintf(stderr, "explain: the %s split has only %lld misclassified windows\n", opt.split.c_str(),
                    static_cast<long long>(taken));
+    // per class: the most confident correct windows, topped up (where a class has too few) with
+    // its misclassified windows, those with the highest probability of the true class first
+    std::vector<int64_t> by_truth(S);
+    std::iota(by_truth.begin(), by_truth.end(), 0);
+    std::stable_sort(by_truth.begin(), by_truth.end(), [&](int64_t a, int64_t b) {
+      return pr.probs[a * C + pr.truth[a]] > pr.probs[b * C + pr.truth[b]];
+    });
     for (int64_t k = 0; k < C && opt.per_class > 0; ++k) {
       int64_t got = 0;
       for (int64_t s : order)
         if (got < opt.per_class && pr.truth[s] == k && pr.pred[s] == k) add("class", s), ++got;
       if (got < opt.per_class)
-        std::fprintf(stderr, "explain: class %s has %lld correctly classified windows in the %s split\n",
-                     ds.class_names[k].c_str(), static_cast<long long>(got), opt.split.c_str());
+        std::fprintf(stderr, "explain: class %s has %lld correctly classified windows in the %s split; adding "
+                     "misclassified ones\n", ds.class_names[k].c_str(), static_cast<long long>(got), opt.split.c_str());
+      for (int64_t s : by_truth)
+        if (got < opt.per_class && pr.truth[s] == k && pr.pred[s] != k) add("class", s), ++got;
     }
   }
 
@@ -305,10 +325,10 @@ std::vector<ExplainedWindow> explain_checkpoint(const std::string& ckpt_path, co
     for (int64_t l = 0; l < c.L; ++l)
       bands.push_back({"block " + std::to_string(l) + ": attention each token receives (" +
                            std::to_string(c.tokens(l)) + " tokens of " + std::to_string((int64_t{1} << l) * c.P) +
-                           " samples; mean over heads and queries; x uniform)",
+                           " samples; mean over heads and queries)",
                        to_time(c, l, maps.received[l])});
     bands.push_back({"attention rollout over the " + std::to_string(c.L) +
-                         " blocks (Abnar & Zuidema 2020; merges average their two parents; x uniform)",
+                         " blocks (Abnar & Zuidema 2020; merged tokens average their two parents)",
                      to_time(c, 0, maps.rollout)});
     char pbuf[32];
     std::snprintf(pbuf, sizeof pbuf, "%.3f", e.prob);

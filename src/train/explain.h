@@ -56,7 +56,8 @@ struct ExplainOptions {
   std::string split = "test";
   std::vector<int64_t> indices;  // windows by their index within the split
   int64_t errors = 0;            // and the N most confident errors of the split
-  int64_t per_class = 0;         // and the N most confident correct windows of every true class
+  int64_t per_class = 0;         // and the N most confident correct windows of every true class (too few:
+                                 // its misclassified ones with the highest probability of the class)
   std::string out_dir = "explain";
 };
 
