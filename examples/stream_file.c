@@ -57,7 +57,7 @@ static void print_decision(const harvit_decision* d, void* user) {
   const int64_t classes = *(const int64_t*)user;
   int64_t c;
   printf("%lld,%lld,%s,%.4f,%s,%.4f,%d", (long long)d->end, (long long)d->time_ns,
-         d->label >= 0 ? g_classes[d->label] : "", d->confidence, g_classes[d->hop_label], d->hop_confidence,
+         d->label >= 0 ? g_classes[d->label] : "unknown", d->confidence, g_classes[d->hop_label], d->hop_confidence,
          d->changed);
   for (c = 0; c < classes; ++c) printf(",%.4f", d->probs[c]);
   printf("\n");

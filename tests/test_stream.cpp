@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "deploy/classifier.h"
 #include "deploy/predictor.h"
+#include "nn/checkpoint.h"
 #include "deploy/stream.h"
 #include "stream_fixture.h"
 
@@ -201,6 +203,48 @@ TEST_P(StreamTest, CallbackGetsEveryDecisionAndResetStartsOver) {
   EXPECT_TRUE(d.changed);
 }
 
+// A checkpoint with calibration metadata (harvit calibrate): the temperature divides the logits,
+// the threshold makes the stream (and predict) say "unknown" unless reject overrides it.
+TEST_P(StreamTest, CalibrationFromTheCheckpoint) {
+  auto ck = nn::load_checkpoint(ckpt());
+  ck.meta.extra = {{"calibration", {{"temperature", 2.0}, {"threshold", 0.999}}}};
+  const auto path = (dir / (GetParam() + "_calibrated.safetensors")).string();
+  nn::save_checkpoint(path, *ck.model, ck.meta);
+  deploy::Classifier plain(ckpt()), cal(path);
+  EXPECT_TRUE(cal.calibrated());
+  EXPECT_FALSE(plain.calibrated());
+  EXPECT_DOUBLE_EQ(cal.temperature(), 2.0);
+  const auto x = test::stream_samples(32, 7);
+  const std::vector<float> p1(plain.classify(x.data(), 1), plain.classify(x.data(), 1) + 4);
+  const float* p2 = cal.classify(x.data(), 1);
+  // softmax(z / 2) from softmax(z): p2_c = p1_c^(1/2) / sum_k p1_k^(1/2)
+  double s = 0;
+  for (float v : p1) s += std::sqrt(v);
+  for (int c = 0; c < 4; ++c) EXPECT_NEAR(p2[c], std::sqrt(p1[c]) / s, 1e-5);
+  EXPECT_TRUE(cal.unknown(p2));
+  StreamOptions o;
+  o.hop = 8;
+  StreamRecognizer s1(path, o);
+  EXPECT_FLOAT_EQ(s1.reject(), 0.999f);
+  const auto xs = test::stream_samples(100, 8);
+  s1.push(xs.data(), 100);
+  for (const auto& d : drain(s1)) EXPECT_EQ(d.label, -1);
+  o.reject = 0;  // off
+  StreamRecognizer s2(path, o);
+  s2.push(xs.data(), 100);
+  for (const auto& d : drain(s2)) EXPECT_GE(d.label, 0);
+  // nonsense calibration: an error naming the file
+  ck.meta.extra = {{"calibration", {{"temperature", -1.0}, {"threshold", 0.5}}}};
+  nn::save_checkpoint(path, *ck.model, ck.meta);
+  try {
+    deploy::Classifier bad(path);
+    ADD_FAILURE() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("calibrated.safetensors: calibration: the temperature must be positive"),
+              std::string::npos) << e.what();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, StreamTest, ::testing::Values("vit", "cnn"));
 
 TEST(Stream, OptionErrorsNameTheProblem) {
@@ -227,6 +271,9 @@ TEST(Stream, OptionErrorsNameTheProblem) {
   o = {};
   o.min_confidence = 1.5f;
   EXPECT_NE(err(o).find("min_confidence"), std::string::npos);
+  o = {};
+  o.reject = 1.5f;
+  EXPECT_NE(err(o).find("reject must be in [0, 1]"), std::string::npos) << err(o);
   o = {};
   o.hysteresis = 0;
   EXPECT_NE(err(o).find("hysteresis"), std::string::npos);
@@ -294,6 +341,17 @@ TEST(Smoother, MinConfidenceHoldsTheLabel) {
   // no label until a hop is confident; an unconfident winner does not replace it
   EXPECT_EQ(run(s, {onehot(1, .5f), onehot(1, .8f), onehot(2, .6f), onehot(2, .75f)}),
             (std::vector<int32_t>{-1, 1, 1, 2}));
+}
+
+TEST(Smoother, RejectionIsAStateUnderHysteresis) {
+  StreamOptions o;
+  o.hysteresis = 2;
+  deploy::Smoother s(3, o, /*reject=*/0.6f);
+  // unsure at first (unknown, -1); a confident class is taken at once; one unsure hop does not
+  // make it unknown, two do; a confident class needs two hops to come back
+  EXPECT_EQ(run(s, {onehot(0, .5f), onehot(0, .9f), onehot(1, .5f), onehot(0, .9f), onehot(1, .5f), onehot(2, .4f),
+                    onehot(2, .9f), onehot(2, .9f)}),
+            (std::vector<int32_t>{-1, 0, 0, 0, 0, -1, -1, 2}));
 }
 
 TEST(Smoother, VoteKOfN) {

@@ -233,14 +233,16 @@ int cmd_predict(const PredictArgs& a) {
   } else if (a.output != "jsonl") {
     fail("--output must be csv or jsonl");
   }
-  int64_t known = 0, correct = 0;
+  int64_t known = 0, correct = 0, unknown = 0;
   char buf[64];
   for (const auto& p : preds) {
     const std::string truth = p.truth >= 0 ? cls[p.truth] : "";
     if (p.truth >= 0) ++known, correct += p.truth == p.label;
+    unknown += p.unknown;
     if (a.output == "csv") {
       std::snprintf(buf, sizeof buf, "%.4f", p.probs[p.label]);
-      os << p.source << "," << p.subject << "," << p.start << "," << p.start_time_ns << "," << cls[p.label] << ","
+      os << p.source << "," << p.subject << "," << p.start << "," << p.start_time_ns << ","
+         << (p.unknown ? std::string("unknown") : cls[p.label]) << ","
          << buf << "," << truth;
       for (float v : p.probs) {
         std::snprintf(buf, sizeof buf, ",%.4f", v);
@@ -248,7 +250,7 @@ int cmd_predict(const PredictArgs& a) {
       }
       os << "\n";
     } else {
-      nlohmann::json j{{"source", p.source}, {"subject", p.subject}, {"start", p.start}, {"predicted", cls[p.label]},
+      nlohmann::json j{{"source", p.source}, {"subject", p.subject}, {"start", p.start}, {"predicted", p.unknown ? std::string("unknown") : cls[p.label]},
                        {"probability", p.probs[p.label]}, {"probs", p.probs}};
       if (p.start_time_ns >= 0) j["start_time_ns"] = p.start_time_ns;
       if (p.truth >= 0) j["true"] = truth;
@@ -258,6 +260,7 @@ int cmd_predict(const PredictArgs& a) {
   std::fprintf(stderr, "%zu windows of %lld samples (stride %lld) from %zu streams", preds.size(),
                (long long)pred.window(), (long long)stride, raw.streams.size());
   if (known) std::fprintf(stderr, "; accuracy on the %lld labelled windows: %.4f", (long long)known, double(correct) / known);
+  if (unknown) std::fprintf(stderr, "; %lld below the calibrated threshold (\"unknown\")", (long long)unknown);
   std::fprintf(stderr, "\n");
   return 0;
 }
@@ -402,6 +405,8 @@ int main(int argc, char** argv) {
   const cli::Runner run_replay = cli::add_replay_command(app);
   const cli::Runner run_export = cli::add_export_command(app);
   const cli::Runner run_explain = cli::add_explain_command(app);
+  const cli::Runner run_calibrate = cli::add_calibrate_command(app);
+  const cli::Runner run_openset = cli::add_openset_command(app);
 
   try {
     app.parse(argc, argv);
@@ -425,6 +430,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("replay")) return run_replay();
     if (app.got_subcommand("export")) return run_export();
     if (app.got_subcommand("explain")) return run_explain();
+    if (app.got_subcommand("calibrate")) return run_calibrate();
+    if (app.got_subcommand("openset")) return run_openset();
     if (*pc) return cmd_predict(pr);
     if (*tr) {
       set_num_threads(train_threads);

@@ -38,6 +38,7 @@ struct StreamArgs {
   int64_t hop = 0;
   int smooth = 1, votes = 0, hysteresis = 1, threads = 1;
   float min_confidence = 0.0f;
+  float reject = -1.0f;
   double max_gap_s = 0;
   std::string csv_axes, csv_time, csv_time_unit = "ms", csv_delimiter = ",";
 };
@@ -396,7 +397,7 @@ class Writer {
     if (csv_) {
       std::snprintf(buf, sizeof buf, "%lld,%lld,", (long long)d.end, (long long)d.time_ns);
       line_ += buf;
-      line_ += d.label >= 0 ? cls_[d.label] : "";
+      line_ += d.label >= 0 ? cls_[d.label] : "unknown";
       std::snprintf(buf, sizeof buf, ",%.4f,", d.confidence);
       line_ += buf;
       line_ += cls_[d.hop_label];
@@ -411,7 +412,7 @@ class Writer {
       line_ += buf;
       line_ += d.time_ns >= 0 ? std::to_string(d.time_ns) : "null";
       line_ += ",\"label\":";
-      line_ += d.label >= 0 ? quoted_[d.label] : "null";
+      line_ += d.label >= 0 ? quoted_[d.label] : "\"unknown\"";
       std::snprintf(buf, sizeof buf, ",\"confidence\":%.4f,\"hop_label\":", d.confidence);
       line_ += buf;
       line_ += quoted_[d.hop_label];
@@ -448,6 +449,7 @@ int run(const StreamArgs& a) {
   so.method = deploy::parse_smoothing(a.method);
   so.votes = a.votes;
   so.min_confidence = a.min_confidence;
+  so.reject = a.reject;
   so.hysteresis = a.hysteresis;
   so.threads = a.threads;
   if (!(a.max_gap_s >= 0) || a.max_gap_s > 9e9) fail("--max-gap must be a number of seconds >= 0 (0 = never restart)");
@@ -509,6 +511,10 @@ Runner add_stream_command(CLI::App& app) {
   cmd->add_option("--smooth", a->smooth, "hops the probabilities are smoothed over")->capture_default_str();
   cmd->add_option("--method", a->method, "mean | vote")->capture_default_str();
   cmd->add_option("--votes", a->votes, "vote: agreeing hops needed (default: a majority of --smooth)");
+  cmd->add_option("--reject", a->reject,
+                  "\"unknown\" below this smoothed probability; -1 = the checkpoint's calibrated threshold "
+                  "(harvit calibrate), 0 = never")
+      ->capture_default_str();
   cmd->add_option("--min-confidence", a->min_confidence, "probability a label (mean) or a vote needs")
       ->capture_default_str();
   cmd->add_option("--hysteresis", a->hysteresis, "hops a new label must win in a row")->capture_default_str();

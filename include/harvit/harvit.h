@@ -81,6 +81,8 @@ typedef struct harvit_options {
   int64_t max_gap_ns;    /* with timestamps: a larger gap (or a step back) restarts; 0 = never */
   int64_t queue;         /* decisions kept until read; when full the oldest is dropped */
   int32_t threads;       /* 1 = the calling thread only; > 1 = an OpenMP pool */
+  float reject;          /* label -1 ("unknown") when the smoothed top probability is below this;
+                            -1 = the checkpoint's calibrated threshold (0 if uncalibrated); 0 = never */
 } harvit_options;
 
 /* One classification. probs points at classes() smoothed probabilities owned by the handle,
@@ -89,7 +91,8 @@ typedef struct harvit_options {
 typedef struct harvit_decision {
   int64_t end;            /* samples pushed when it was made: the window is [end - window, end) */
   int64_t time_ns;        /* timestamp of the window's last sample; -1 without timestamps */
-  int32_t label;          /* the smoothed, held label (class index); -1 = none yet */
+  int32_t label;          /* the smoothed, held label (class index); -1 = unknown (below the
+                             rejection threshold, or no confident label yet) */
   float confidence;       /* smoothed probability of label */
   int32_t hop_label;      /* this hop's own argmax */
   float hop_confidence;   /* its probability */

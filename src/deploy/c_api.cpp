@@ -89,6 +89,7 @@ int convert_options(const harvit_options& o, StreamOptions& s) {
     return set_error(nullptr, HARVIT_ERROR_OPTIONS, buf);
   }
   if (std::isnan(o.min_confidence)) return set_error(nullptr, HARVIT_ERROR_OPTIONS, "options.min_confidence is NaN");
+  if (std::isnan(o.reject)) return set_error(nullptr, HARVIT_ERROR_OPTIONS, "options.reject is NaN");
   s.precision = o.precision;
   s.hop = o.hop;
   s.smooth = o.smooth;
@@ -99,6 +100,7 @@ int convert_options(const harvit_options& o, StreamOptions& s) {
   s.max_gap_ns = o.max_gap_ns;
   s.queue = o.queue;
   s.threads = o.threads;
+  s.reject = o.reject;
   return HARVIT_OK;
 }
 
@@ -136,6 +138,7 @@ int harvit_options_init(harvit_options* o) {
   o->max_gap_ns = d.max_gap_ns;
   o->queue = d.queue;
   o->threads = d.threads;
+  o->reject = d.reject;
   return HARVIT_OK;
 }
 

@@ -33,10 +33,35 @@ Classifier::Classifier(nn::LoadedCheckpoint ck, const std::string& precision, co
     }
     if (norm.contains("axes") && norm["axes"].is_array()) axes_ = norm["axes"].get<std::vector<std::string>>();
   }
+  const auto& extra = ck.meta.extra;
+  if (extra.is_object() && extra.contains("calibration")) {
+    const auto& c = extra["calibration"];
+    if (!c.is_object() || !c.contains("temperature") || !c["temperature"].is_number() || !c.contains("threshold") ||
+        !c["threshold"].is_number())
+      fail(source + ": calibration metadata needs numeric \"temperature\" and \"threshold\"");
+    try {
+      set_calibration(c["temperature"].get<double>(), c["threshold"].get<float>());
+    } catch (const std::exception& e) {
+      fail(source + ": " + e.what());
+    }
+  }
   if (static_cast<int64_t>(axes_.size()) != model_->M()) {
     axes_.clear();
     for (int64_t m = 0; m < model_->M(); ++m) axes_.push_back("axis" + std::to_string(m));
   }
+}
+
+void Classifier::set_calibration(double temperature, float threshold) {
+  if (!(temperature > 0) || !std::isfinite(temperature) || !(threshold >= 0.0f && threshold <= 1.0f))
+    fail("calibration: the temperature must be positive and finite and the threshold in [0, 1], got " +
+         std::to_string(temperature) + " and " + std::to_string(threshold));
+  temperature_ = temperature;
+  threshold_ = threshold;
+  calibrated_ = true;
+}
+
+bool Classifier::unknown(const float* p) const {
+  return *std::max_element(p, p + model_->C()) < threshold_;
 }
 
 const float* Classifier::classify(const float* windows, int64_t B) {
@@ -51,12 +76,13 @@ const float* Classifier::classify(const float* windows, int64_t B) {
     in = x;
   }
   const float* logits = model_->forward(in, B);
-  for (int64_t b = 0; b < B; ++b) {  // softmax, in double for the sum (as Model::loss)
+  const float inv_t = static_cast<float>(1.0 / temperature_);
+  for (int64_t b = 0; b < B; ++b) {  // softmax(z / T), in double for the sum (as Model::loss)
     const float* z = logits + b * C;
     float* p = probs_.data() + b * C;
     const float mx = *std::max_element(z, z + C);
     double sum = 0;
-    for (int64_t c = 0; c < C; ++c) sum += p[c] = std::exp(z[c] - mx);
+    for (int64_t c = 0; c < C; ++c) sum += p[c] = std::exp(temperature_ == 1.0 ? z[c] - mx : (z[c] - mx) * inv_t);
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t c = 0; c < C; ++c) p[c] *= inv;
   }

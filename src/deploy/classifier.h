@@ -28,6 +28,16 @@ class Classifier {
   const std::string& precision() const { return precision_; }
   nn::Model& model() { return *model_; }
 
+  // Calibration written into the checkpoint by `harvit calibrate` (metadata extra.calibration,
+  // fitted on the validation split): the temperature divides the logits before the softmax, and
+  // a window whose top probability is below the threshold is "unknown". Uncalibrated: 1 and 0.
+  double temperature() const { return temperature_; }
+  float threshold() const { return threshold_; }
+  bool calibrated() const { return calibrated_; }
+  void set_calibration(double temperature, float threshold);
+  // Whether probabilities (C) are below the threshold.
+  bool unknown(const float* probs) const;
+
   // Class probabilities (B, C) for B raw windows (B, T, M), row-major, in the units the model was
   // trained on: normalised here, then forward and softmax. The pointer stays valid until the next
   // call. Allocates only when B exceeds every earlier B (so a streaming caller that warmed up at
@@ -40,6 +50,9 @@ class Classifier {
   std::vector<std::string> classes_, axes_;
   std::vector<float> mean_, std_;     // empty = the checkpoint has no normalisation
   std::vector<float> x_, probs_;       // scratch, grown to the largest batch seen
+  double temperature_ = 1.0;
+  float threshold_ = 0.0f;
+  bool calibrated_ = false;
 };
 
 }  // namespace harvit::deploy

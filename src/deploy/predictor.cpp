@@ -31,6 +31,7 @@ std::vector<WindowPrediction> Predictor::predict(const data::RawData& raw, int64
       auto& p = out[first + b];
       p.probs.assign(probs + b * C, probs + (b + 1) * C);
       p.label = static_cast<int32_t>(std::max_element(p.probs.begin(), p.probs.end()) - p.probs.begin());
+      p.unknown = clf_.unknown(p.probs.data());
     }
     x.clear();
   };

@@ -15,7 +15,8 @@ struct WindowPrediction {
   int32_t subject = 0;
   int64_t start = 0;           // first sample of the window in its stream
   int64_t start_time_ns = -1;  // timestamp of that sample, -1 when the recording has none
-  int32_t label = 0;           // predicted class index
+  int32_t label = 0;           // predicted class index (the top probability)
+  bool unknown = false;        // the top probability is below the checkpoint's calibrated threshold
   int32_t truth = -1;          // majority true class in the window (checkpoint's indexing), -1 unknown
   std::vector<float> probs;    // (C)
 };

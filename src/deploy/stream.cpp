@@ -28,6 +28,8 @@ StreamOptions checked(StreamOptions o, const std::string& checkpoint) {
          std::to_string(o.votes));
   if (!(o.min_confidence >= 0.0f && o.min_confidence <= 1.0f))
     fail("min_confidence must be in [0, 1], got " + std::to_string(o.min_confidence));
+  if (!(o.reject == -1.0f || (o.reject >= 0.0f && o.reject <= 1.0f)))
+    fail("reject must be in [0, 1], or -1 for the checkpoint's calibrated threshold; got " + std::to_string(o.reject));
   if (o.hysteresis < 1) fail("hysteresis must be at least 1 hop, got " + std::to_string(o.hysteresis));
   if (o.max_gap_ns < 0) fail("max_gap_ns must be >= 0 (0 = never restart)");
   if (o.queue < 1) fail("queue must hold at least 1 decision");
@@ -39,12 +41,13 @@ StreamOptions checked(StreamOptions o, const std::string& checkpoint) {
 
 void check_options(const StreamOptions& opt) { checked(opt, ""); }
 
-Smoother::Smoother(int64_t classes, const StreamOptions& opt)
+Smoother::Smoother(int64_t classes, const StreamOptions& opt, float reject)
     : C_(classes),
       S_(opt.smooth),
       method_(opt.method),
       votes_needed_(opt.votes ? opt.votes : opt.smooth / 2 + 1),
       min_conf_(opt.min_confidence),
+      reject_(reject),
       hysteresis_(opt.hysteresis),
       hist_probs_(S_ * C_, 0.0f),
       smoothed_(C_, 0.0f),
@@ -53,8 +56,10 @@ Smoother::Smoother(int64_t classes, const StreamOptions& opt)
 
 void Smoother::reset() {
   n_ = head_ = 0;
-  label_ = pending_ = -1;
+  label_ = -1;
+  pending_ = kNone;
   pending_count_ = 0;
+  started_ = false;
 }
 
 int32_t Smoother::update(const float* p) {
@@ -68,11 +73,11 @@ int32_t Smoother::update(const float* p) {
   for (int64_t h = 0; h < n_; ++h)
     for (int64_t c = 0; c < C_; ++c) smoothed_[c] += hist_probs_[h * C_ + c];
   for (float& v : smoothed_) v /= static_cast<float>(n_);
-  // the candidate
-  int32_t cand = -1;
+  // the candidate: a class, unknown (-1), or none (the label stays)
+  int32_t cand = kNone;
+  const int32_t top = static_cast<int32_t>(std::max_element(smoothed_.begin(), smoothed_.end()) - smoothed_.begin());
   if (method_ == Smoothing::Mean) {
-    const int32_t c = static_cast<int32_t>(std::max_element(smoothed_.begin(), smoothed_.end()) - smoothed_.begin());
-    if (smoothed_[c] >= min_conf_) cand = c;
+    if (smoothed_[top] >= min_conf_) cand = top;
   } else {
     std::fill(votes_.begin(), votes_.end(), 0);
     for (int64_t h = 0; h < n_; ++h)
@@ -83,30 +88,34 @@ int32_t Smoother::update(const float* p) {
     for (int64_t c = 0; c < C_; ++c)
       if (votes_[c] >= need && votes_[c] > best) best = votes_[c], cand = static_cast<int32_t>(c);
   }
-  // hysteresis: the first label is taken at once; a new one must win `hysteresis` hops in a row
-  if (cand >= 0 && cand != label_) {
-    if (label_ < 0) {
+  if (reject_ > 0.0f && smoothed_[top] < reject_) cand = -1;  // what it was not trained on
+  // hysteresis: the first label is taken at once; a new one (or unknown) must win `hysteresis`
+  // hops in a row
+  if (cand != kNone && cand != label_) {
+    if (!started_) {
       label_ = cand;
-      pending_ = -1, pending_count_ = 0;
+      pending_ = kNone, pending_count_ = 0;
     } else {
       if (cand == pending_) ++pending_count_;
       else pending_ = cand, pending_count_ = 1;
-      if (pending_count_ >= hysteresis_) label_ = cand, pending_ = -1, pending_count_ = 0;
+      if (pending_count_ >= hysteresis_) label_ = cand, pending_ = kNone, pending_count_ = 0;
     }
   } else {
-    pending_ = -1, pending_count_ = 0;
+    pending_ = kNone, pending_count_ = 0;
   }
+  if (label_ >= 0) started_ = true;
   return label_;
 }
 
 StreamRecognizer::StreamRecognizer(const std::string& checkpoint, const StreamOptions& opt)
     : clf_(checkpoint, checked(opt, checkpoint).precision),
       opt_(checked(opt, checkpoint)),
-      smoother_(clf_.classes(), opt_) {
+      smoother_(clf_.classes(), opt_, opt_.reject < 0 ? clf_.threshold() : opt_.reject) {
   T_ = clf_.window();
   M_ = clf_.axes();
   C_ = clf_.classes();
   hop_ = opt_.hop ? opt_.hop : std::max<int64_t>(1, T_ / 2);
+  reject_ = opt_.reject < 0 ? clf_.threshold() : opt_.reject;
   ring_.assign(T_ * M_, 0.0f);
   window_.assign(T_ * M_, 0.0f);
   q_.assign(opt_.queue, Decision{});

@@ -41,6 +41,9 @@ struct StreamOptions {
   int votes = 0;                     // vote: agreeing hops needed of the last `smooth` (0 = majority)
   float min_confidence = 0.0f;       // see above; 0 = any
   int hysteresis = 1;                // consecutive hops a new class must win to become the label
+  float reject = -1.0f;              // "unknown" (label -1) when the smoothed top probability is
+                                     // below this; -1 = the checkpoint's calibrated threshold
+                                     // (`harvit calibrate`; 0 when uncalibrated), 0 = never
   int64_t max_gap_ns = 0;            // with timestamps: a larger gap (or a step back) restarts the
                                      // window and the smoothing; 0 = never
   int64_t queue = 256;               // decisions kept until read; when full the oldest is dropped
@@ -54,7 +57,8 @@ void check_options(const StreamOptions& opt);
 struct Decision {
   int64_t end = 0;            // samples pushed when it was made: the window is [end - window, end)
   int64_t time_ns = -1;       // timestamp of the window's last sample, -1 without timestamps
-  int32_t label = -1;         // the smoothed, held label (class index)
+  int32_t label = -1;         // the smoothed, held label (class index); -1 = unknown: below the
+                              // rejection threshold, or no confident label yet
   float confidence = 0.0f;    // the smoothed probability of `label`
   int32_t hop_label = -1;     // this hop's own argmax, unsmoothed
   float hop_confidence = 0.0f;
@@ -66,8 +70,10 @@ struct Decision {
 // at a time, it keeps the held label. Allocates only at construction.
 class Smoother {
  public:
-  Smoother(int64_t classes, const StreamOptions& opt);  // opt: smooth, method, votes, min_confidence, hysteresis
-  // Takes one hop's probabilities (C); returns the held label (-1 while there is none yet).
+  // opt: smooth, method, votes, min_confidence, hysteresis; reject: the threshold itself (>= 0).
+  Smoother(int64_t classes, const StreamOptions& opt, float reject = 0.0f);
+  // Takes one hop's probabilities (C); returns the held label (-1 = unknown, or none yet).
+  // "Unknown" is a state like a class: entering and leaving it follow the hysteresis rule.
   int32_t update(const float* probs);
   int32_t label() const { return label_; }
   const float* smoothed() const { return smoothed_.data(); }  // the mean over the hops held (C)
@@ -77,13 +83,15 @@ class Smoother {
   int64_t C_, S_;
   Smoothing method_;
   int votes_needed_;
-  float min_conf_;
+  float min_conf_, reject_;
   int hysteresis_;
+  bool started_ = false;  // a first label has been taken
   std::vector<float> hist_probs_, smoothed_;  // the last S hops' probabilities (S, C), a ring
   std::vector<int32_t> hist_label_, votes_;   // their votes (-1 = below min_confidence)
   int64_t n_ = 0, head_ = 0;
-  int32_t label_ = -1, pending_ = -1;
+  int32_t label_ = -1, pending_ = kNone;
   int pending_count_ = 0;
+  static constexpr int32_t kNone = -2;  // no candidate this hop (the label stays)
 };
 
 class StreamRecognizer {
@@ -111,6 +119,7 @@ class StreamRecognizer {
   int64_t classes() const { return C_; }
   int64_t hop() const { return hop_; }
   const StreamOptions& options() const { return opt_; }
+  float reject() const { return reject_; }  // the rejection threshold in force
   int64_t samples() const { return seen_; }        // pushed so far
   int64_t decisions() const { return made_; }      // made so far
   int64_t dropped() const { return dropped_; }     // lost to a full queue
@@ -125,6 +134,7 @@ class StreamRecognizer {
   Classifier clf_;
   StreamOptions opt_;
   int64_t T_, M_, C_, hop_;
+  float reject_;
   std::vector<float> ring_, window_;  // ring (T, M); window: the ring in time order
   int64_t head_ = 0, filled_ = 0, since_ = 0, seen_ = 0, made_ = 0, dropped_ = 0, gaps_ = 0;
   int64_t last_time_ = -1;

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
+
+#include <fstream>
+#include <sstream>
 
 #include "core/gemm.h"
 #include "core/tensor.h"
+#include "train/report.h"
 
 namespace harvit::train {
 
@@ -146,6 +151,97 @@ double detection_at_coverage(const std::vector<float>& known, const std::vector<
   int64_t flagged = 0;
   for (float s : unknown) flagged += s > thr;
   return double(flagged) / unknown.size();
+}
+
+Outputs model_outputs(nn::Model& model, const data::Dataset& ds, uint8_t split, const std::vector<float>& mean,
+                      const std::vector<float>& std, bool features) {
+  if (ds.T != model.T() || ds.M != model.M())
+    fail("the model reads windows of " + std::to_string(model.T()) + " x " + std::to_string(model.M()) +
+         ", the dataset has " + std::to_string(ds.T) + " x " + std::to_string(ds.M));
+  const std::vector<int64_t> idx = split == 255 ? [&] {
+    std::vector<int64_t> all(ds.size());
+    std::iota(all.begin(), all.end(), 0);
+    return all;
+  }() : ds.indices(split);
+  const bool remap = !mean.empty() && !ds.mean.empty() && (mean != ds.mean || std != ds.std);
+  if (!mean.empty() && ds.mean.empty()) fail("the dataset is not normalised but the model expects normalised windows");
+  Outputs o;
+  o.N = static_cast<int64_t>(idx.size());
+  o.C = model.C();
+  o.D = features ? model.feature_dim() : 0;
+  o.logits.resize(o.N * o.C);
+  o.features.resize(o.N * o.D);
+  o.labels.resize(o.N);
+  const int64_t W = ds.T * ds.M, batch = 256;
+  std::vector<float> x;
+  for (int64_t b0 = 0; b0 < o.N; b0 += batch) {
+    const int64_t B = std::min(batch, o.N - b0);
+    x.resize(B * W);
+    for (int64_t b = 0; b < B; ++b) {
+      const float* src = ds.x.data() + idx[b0 + b] * W;
+      float* dst = x.data() + b * W;
+      for (int64_t i = 0; i < W; ++i) {
+        const int64_t m = i % ds.M;
+        dst[i] = remap ? (src[i] * ds.std[m] + ds.mean[m] - mean[m]) / std[m] : src[i];
+      }
+      o.labels[b0 + b] = ds.y[idx[b0 + b]];
+    }
+    const float* z = model.forward(x.data(), B);
+    std::copy(z, z + B * o.C, o.logits.begin() + b0 * o.C);
+    if (features) std::copy(model.features(), model.features() + B * o.D, o.features.begin() + b0 * o.D);
+  }
+  return o;
+}
+
+void plot_reliability(const Calibration& before, const Calibration& after, double temperature, const std::string& png,
+                      const std::string& title) {
+  const std::string dat = png + ".dat";
+  {
+    std::ofstream d(dat);
+    for (size_t b = 0; b < before.bins.size(); ++b) {
+      const auto &x = before.bins[b], &y = after.bins[b];
+      d << (x.lo + x.hi) / 2 << " " << (x.count ? x.accuracy : -1) << " " << (y.count ? y.accuracy : -1) << " "
+        << x.count << " " << y.count << "\n";
+    }
+  }
+  std::ostringstream s;
+  char t1[128], t2[128];
+  std::snprintf(t1, sizeof t1, "T = 1 (ECE %.3f)", before.ece);
+  std::snprintf(t2, sizeof t2, "T = %.2f (ECE %.3f)", temperature, after.ece);
+  const double w = before.bins.empty() ? 0.05 : 1.0 / before.bins.size();
+  s << "set terminal pngcairo size 640,560 font 'Sans,10'\nset output '" << png << "'\n"
+    << "set title \"" << gnuplot_escape(title) << "\"\nset xlabel 'confidence (top probability)'\n"
+    << "set ylabel 'accuracy'\nset xrange [0:1]\nset yrange [0:1]\nset grid\nset key top left\n"
+    << "set style fill transparent solid 0.45 border\nset boxwidth " << w * 0.45 << "\n"
+    << "plot '" << dat << "' using ($1-" << w * 0.22 << "):($2>=0?$2:1/0) with boxes lc rgb '#d62728' title '" << t1
+    << "', '' using ($1+" << w * 0.22 << "):($3>=0?$3:1/0) with boxes lc rgb '#1f77b4' title '" << t2
+    << "', x with lines lc rgb 'black' dt 2 title 'perfect calibration'\n";
+  run_gnuplot(s.str(), png);
+  std::remove(dat.c_str());
+}
+
+void plot_risk_coverage(const std::vector<std::pair<std::string, RiskCoverage>>& curves, const std::string& png,
+                        const std::string& title) {
+  std::ostringstream s;
+  s << "set terminal pngcairo size 640,480 font 'Sans,10'\nset output '" << png << "'\n"
+    << "set title \"" << gnuplot_escape(title) << "\"\nset xlabel 'coverage (share of windows answered)'\n"
+    << "set ylabel 'risk (error rate among them)'\nset xrange [0:1]\nset yrange [0:*]\nset grid\nset key top left\nplot ";
+  std::vector<std::string> files;
+  for (size_t i = 0; i < curves.size(); ++i) {
+    const std::string dat = png + "." + std::to_string(i) + ".dat";
+    files.push_back(dat);
+    std::ofstream d(dat);
+    const auto& rc = curves[i].second;
+    const size_t step = std::max<size_t>(1, rc.coverage.size() / 400);
+    for (size_t j = 0; j < rc.coverage.size(); j += step) d << rc.coverage[j] << " " << rc.risk[j] << "\n";
+    d << rc.coverage.back() << " " << rc.risk.back() << "\n";
+    char t[160];
+    std::snprintf(t, sizeof t, "%s (AURC %.4f)", curves[i].first.c_str(), rc.aurc);
+    s << (i ? ", " : "") << "'" << dat << "' using 1:2 with lines lw 2 title \"" << gnuplot_escape(t) << "\"";
+  }
+  s << "\n";
+  run_gnuplot(s.str(), png);
+  for (auto& f : files) std::remove(f.c_str());
 }
 
 // ---- feature scores ---------------------------------------------------------------------------

@@ -9,7 +9,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/dataset.h"
+#include "nn/model.h"
+
 namespace harvit::train {
+
+// A model's outputs on the windows of one split of a prepared dataset (all splits: split = 255),
+// in batches. ds's windows are normalised with ds's statistics; when the model's own (the
+// checkpoint's, mean/std) differ, the windows are mapped to them first (x * ds.std + ds.mean -
+// mean) / std, so a dataset prepared separately (another class set) is seen as the model's
+// training data was. features: also the penultimate features (Model::features).
+struct Outputs {
+  int64_t N = 0, C = 0, D = 0;
+  std::vector<float> logits, features;  // (N, C), (N, D)
+  std::vector<int32_t> labels;          // (N) in ds's class indexing
+};
+Outputs model_outputs(nn::Model& model, const data::Dataset& ds, uint8_t split, const std::vector<float>& mean,
+                      const std::vector<float>& std, bool features);
 
 // probs (N, C) = softmax(logits / T).
 std::vector<float> softmax_t(const float* logits, int64_t N, int64_t C, double T);
@@ -50,6 +66,13 @@ double auroc(const std::vector<float>& known, const std::vector<float>& unknown)
 // The share of unknowns flagged at the score threshold that keeps `coverage` of the knowns
 // (accepts a known when its score is <= the threshold): the detection rate at 95 % coverage.
 double detection_at_coverage(const std::vector<float>& known, const std::vector<float>& unknown, double coverage);
+
+// Reliability diagram (accuracy against confidence per bin, before and after temperature
+// scaling, bar widths by bin) and risk-coverage curves (one per name), as PNGs through gnuplot.
+void plot_reliability(const Calibration& before, const Calibration& after, double temperature, const std::string& png,
+                      const std::string& title);
+void plot_risk_coverage(const std::vector<std::pair<std::string, RiskCoverage>>& curves, const std::string& png,
+                        const std::string& title);
 
 // Feature-distance scores on a model's penultimate features (D per window), fitted on the
 // training windows: higher = further from what was learned.

@@ -157,7 +157,6 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
   return r;
 }
 
-namespace {
 void run_gnuplot(const std::string& script, const std::string& png) {
   const std::string script_path = png + ".gp";
   std::ofstream(script_path) << script;
@@ -172,7 +171,7 @@ void run_gnuplot(const std::string& script, const std::string& png) {
   if (st != 0 || !fs::exists(png) || fs::file_size(png) == 0)
     fail("gnuplot failed to draw " + png + (WIFEXITED(st) && WEXITSTATUS(st) == 127 ? " (gnuplot is not installed: apt-get install gnuplot-nox)" : "") + ": " + out);
 }
-std::string esc(const std::string& s) {
+std::string gnuplot_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     if (c == '"' || c == '\\') o.push_back('\\');
@@ -181,6 +180,9 @@ std::string esc(const std::string& s) {
   }
   return o;
 }
+
+namespace {
+std::string esc(const std::string& s) { return gnuplot_escape(s); }
 }  // namespace
 
 void plot_confusion(const Metrics& m, const std::vector<std::string>& names, const std::string& png, const std::string& title) {

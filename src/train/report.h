@@ -42,6 +42,12 @@ struct EvalResult {
 };
 EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt);
 
+// Runs a gnuplot script that writes `png` (the script is kept beside it as png.gp while it runs);
+// fails with a clear message if gnuplot is missing, reports an error or writes nothing.
+void run_gnuplot(const std::string& script, const std::string& png);
+// A string for a gnuplot double-quoted title or label (quotes, backslashes, enhanced-text '_').
+std::string gnuplot_escape(const std::string& s);
+
 // PNGs through gnuplot (fails with a clear message if gnuplot is missing or reports an error).
 void plot_confusion(const Metrics& m, const std::vector<std::string>& class_names, const std::string& png,
                     const std::string& title);
