@@ -96,6 +96,33 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
     reduced = {{"fp32_accuracy", mf.accuracy}, {"fp32_f1_macro", mf.f1_macro},
                {"agreement_with_fp32", pf.pred.empty() ? 1.0 : double(same) / pf.pred.size()}};
   }
+  // Calibration: the temperature is fitted on the validation split only, then the evaluated
+  // split's ECE is reported with T = 1 and with it (train/calibration.h).
+  json calib;
+  {
+    const auto ev = model_outputs(model, ds, split, {}, {}, false);
+    auto p1 = softmax_t(ev.logits.data(), ev.N, C, 1.0);
+    r.cal_before = calibration(p1.data(), ev.labels.data(), ev.N, C);
+    r.cal_after = r.cal_before;
+    if (ds.count(data::kVal) > 0) {
+      const auto va = model_outputs(model, ds, data::kVal, {}, {}, false);
+      r.temperature = fit_temperature(va.logits.data(), va.labels.data(), va.N, C);
+      r.calibrated = true;
+      p1 = softmax_t(ev.logits.data(), ev.N, C, r.temperature);
+      r.cal_after = calibration(p1.data(), ev.labels.data(), ev.N, C);
+    }
+    std::vector<float> conf(ev.N);
+    std::vector<uint8_t> ok(ev.N);
+    for (int64_t i = 0; i < ev.N; ++i) {
+      const float* p = p1.data() + i * C;
+      const int64_t k = std::max_element(p, p + C) - p;
+      conf[i] = p[k];
+      ok[i] = k == ev.labels[i];
+    }
+    r.risk = risk_coverage(conf, ok);
+    calib = {{"temperature_fitted_on_val", r.calibrated ? json(r.temperature) : json()},
+             {"before", r.cal_before.to_json()}, {"after", r.cal_after.to_json()}, {"aurc", r.risk.aurc}};
+  }
   const auto summary = model.summary();
   int64_t params = 0, macs_lin = 0, macs_att = 0;
   for (auto& s : summary) params += s.params, macs_lin += s.macs_linear, macs_att += s.macs_attention;
@@ -112,6 +139,7 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
              {"val", r.val.to_json(ds.class_names)}, {"split_info", ds.info.value("split", json())},
              {"checkpoint_epoch", ck.meta.extra.value("epoch", -1)}, {"precision", opt.precision}};
   if (!reduced.is_null()) r.table["reduced_precision"] = reduced;
+  r.table["calibration"] = calib;
   std::ostringstream os;
   auto row = [&](const std::string& k, const std::string& v) {
     char b[256];
@@ -143,6 +171,10 @@ EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset
   row("F1-score (weighted)", fmt("%.4f", r.test.f1_weighted));
   row("Precision / Recall / F1 (macro)", fmt("%.4f", r.test.precision_macro) + " / " + fmt("%.4f", r.test.recall_macro) +
                                              " / " + fmt("%.4f", r.test.f1_macro));
+  row("ECE (15 bins), T = 1", fmt("%.4f", r.cal_before.ece));
+  if (r.calibrated)
+    row("ECE, T fitted on val", fmt("%.4f", r.cal_after.ece) + fmt(" (T = %.3f)", r.temperature));
+  row("AURC (risk-coverage area)", fmt("%.4f", r.risk.aurc));
   os << "\nPer-class accuracy (" << sp << " split; the recall of each class):\n\n"
      << "| Class                | Accuracy | Windows | Precision | F1     |\n"
      << "|----------------------|----------|---------|-----------|--------|\n";
@@ -246,6 +278,10 @@ std::string write_report(const std::string& dir, const EvalResult& r, const json
   plot_confusion(r.test, names, dir + "/confusion_matrix.png", "Normalised confusion matrix (" + split + " split)");
   const bool curves = history.is_array() && !history.empty();
   if (curves) plot_curves(history, dir + "/curves.png");
+  plot_reliability(r.cal_before, r.cal_after, r.temperature, dir + "/reliability.png",
+                   "Reliability (" + split + " split" + (r.calibrated ? "; T fitted on validation)" : ")"));
+  plot_risk_coverage({{r.calibrated ? "max softmax, T fitted on validation" : "max softmax", r.risk}},
+                     dir + "/risk_coverage.png", "Risk-coverage (" + split + " split)");
   write_file_atomic(dir + "/eval.json", r.table.dump(2));
   std::ostringstream md;
   md << "# harvit evaluation report\n\n"
@@ -256,6 +292,14 @@ std::string write_report(const std::string& dir, const EvalResult& r, const json
      << "Per-class accuracy is each class's recall. Weighted averages weight classes by their number of windows.\n\n"
      << "## Confusion matrix\n\n![confusion matrix](confusion_matrix.png)\n\n";
   if (curves) md << "## Training curves\n\n![loss and accuracy](curves.png)\n\n";
+  md << "## Calibration\n\nExpected calibration error of the top probability (15 bins): " << fmt("%.4f", r.cal_before.ece)
+     << " as trained";
+  if (r.calibrated)
+    md << ", " << fmt("%.4f", r.cal_after.ece) << " with temperature scaling (T = " << fmt("%.3f", r.temperature)
+       << ", fitted on the validation split; `harvit calibrate` stores it with an \"unknown\" threshold)";
+  md << ". Selective classification: answering only the most confident windows trades coverage for risk "
+        "(area under the curve "
+     << fmt("%.4f", r.risk.aurc) << ").\n\n![reliability](reliability.png)\n![risk-coverage](risk_coverage.png)\n\n";
   md << "## Split\n\n```json\n" << r.table["split_info"].dump(2) << "\n```\n\n"
      << "## Model config\n\n```json\n" << r.table["config"].dump(2) << "\n```\n\n"
      << "## Reproduce\n\n```sh\n" << command << "\n```\n\nAll figures: `eval.json`.\n";

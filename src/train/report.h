@@ -10,6 +10,7 @@
 
 #include "data/dataset.h"
 #include "nn/model.h"
+#include "train/calibration.h"
 #include "train/metrics.h"
 
 namespace harvit::train {
@@ -38,6 +39,12 @@ struct EvalOptions {
 struct EvalResult {
   nlohmann::json table;  // everything, as written to eval.json
   Metrics test, val;
+  // Calibration of the evaluated split: ECE with T = 1 and with the temperature fitted on the
+  // validation split (none without one), and the risk-coverage of the calibrated top probability.
+  bool calibrated = false;
+  double temperature = 1.0;
+  Calibration cal_before, cal_after;
+  RiskCoverage risk;
   std::string text;      // the printed table
 };
 EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt);
