@@ -29,7 +29,7 @@ struct ReplayArgs {
   std::string model, data, subjects, out, timeline, method = "mean", precision = "fp32";
   int64_t hop = 0;
   int smooth = 1, votes = 0, hysteresis = 1, threads = 1;
-  float min_confidence = 0.0f;
+  float min_confidence = 0.0f, reject = -1.0f;
 };
 
 std::vector<int32_t> parse_subjects(const std::string& s) {
@@ -254,6 +254,7 @@ int run(const ReplayArgs& a, CLI::App* cmd) {
   so.votes = a.votes;
   so.min_confidence = a.min_confidence;
   so.hysteresis = a.hysteresis;
+  so.reject = a.reject;
   so.threads = a.threads;
   const auto subjects = parse_subjects(a.subjects);
   const data::RawData raw = data::load_hapt(a.data, /*transitions=*/true);
@@ -311,7 +312,8 @@ int run(const ReplayArgs& a, CLI::App* cmd) {
             {"options", {{"precision", a.precision}, {"window", rec.window()}, {"hop", rec.hop()},
                          {"smooth", rec.options().smooth}, {"method", deploy::smoothing_name(rec.options().method)},
                          {"votes", rec.options().votes}, {"min_confidence", rec.options().min_confidence},
-                         {"hysteresis", rec.options().hysteresis}, {"threads", a.threads}}},
+                         {"hysteresis", rec.options().hysteresis}, {"reject", a.reject},
+                         {"threads", a.threads}}},
             {"rate_hz", raw.rate_hz},
             {"class_names", names},
             {"causal", s.causal.to_json(names)},
@@ -388,6 +390,10 @@ Runner add_replay_command(CLI::App& app) {
   cmd->add_option("--min-confidence", a->min_confidence, "smoothed (mean) or per-hop (vote) probability needed")
       ->capture_default_str();
   cmd->add_option("--hysteresis", a->hysteresis, "hops a new label must win in a row")->capture_default_str();
+  cmd->add_option("--reject", a->reject,
+                  "unknown (scored as none) below this smoothed top probability; -1 = the checkpoint's calibrated "
+                  "threshold (none when uncalibrated), 0 = never")
+      ->capture_default_str();
   cmd->add_option("--precision", a->precision, "fp32 | int8")
       ->check(CLI::IsMember({"fp32", "int8"}))
       ->capture_default_str();

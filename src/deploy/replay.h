@@ -3,7 +3,7 @@
 //
 // Labels per sample, causal: the label in force at sample i is the `label` of the last decision
 // made at or before i (a decision made by the push of sample i counts from sample i on); -1 before
-// the first decision of the recording (and while a decision carries no label).
+// the first decision of the recording and while the decision's label is -1 (unknown, deploy/stream.h).
 // Aligned (NOT causal, for comparison only): the same sequence of labels moved earlier by
 // window/2 + hop/2 samples, so that each decision covers the hop centred on its window's centre
 // (the decision at end e labels [e - window/2 - hop/2, next e - window/2 - hop/2)); the tail holds

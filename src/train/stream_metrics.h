@@ -6,7 +6,9 @@
 //   truth: 0..C-1  one of the model's classes            -> a "scored" sample
 //          >= C    a class the model does not have (HAPT's postural transitions) -> "transition"
 //          < 0     unlabelled                             -> "unlabelled"
-//   pred:  0..C-1  the label in force at that sample; -1 = none yet (before the first decision)
+//   pred:  0..C-1  the label in force at that sample; -1 = none: before the first decision, or
+//          "unknown" (a recogniser with a rejection threshold); scored like a wrong label, and a
+//          change into or out of it is not a switch
 // Recordings are independent: nothing (runs, segments, switches, delays) spans two of them.
 //
 // 1. Sample level, over the scored samples only (transition and unlabelled samples are not errors
