@@ -194,13 +194,21 @@ void draw_window(const std::string& png, const std::string& title, const std::ve
       << esc(axes[m]) << "\"";
   s << "\nunset key\nunset grid\nunset ylabel\n";
   // bands: one colour scale for all of them, logarithmic and centred on 1 (uniform attention):
-  // orange where a token gets more than an even share, blue where it gets less
-  double r = 1.1;
+  // orange where a token gets more than an even share, blue where it gets less. The scale ends at
+  // the 95th percentile of |log share| over every band's samples (at least 1.5x), so one nearly
+  // ignored token cannot wash out the rest; the few samples beyond it saturate.
+  std::vector<double> dev;
   for (const Band& b : bands)
     for (double v : b.values)
-      if (std::isfinite(v) && v > 0) r = std::max(r, std::max(v, 1.0 / v));
-  char tics[160];
-  std::snprintf(tics, sizeof tics, "(\"%.2f\" %g, \"%.2f\" %g, \"1\" 1, \"%.2f\" %g, \"%.2f\" %g)", 1 / r, 1 / r,
+      if (std::isfinite(v) && v > 0) dev.push_back(std::fabs(std::log(v)));
+  double r = 1.5;
+  if (!dev.empty()) {
+    const size_t q = std::min(dev.size() - 1, static_cast<size_t>(0.95 * static_cast<double>(dev.size())));
+    std::nth_element(dev.begin(), dev.begin() + static_cast<std::ptrdiff_t>(q), dev.end());
+    r = std::max(r, std::exp(dev[q]));
+  }
+  char tics[200];
+  std::snprintf(tics, sizeof tics, "(\"<=%.2f\" %g, \"%.2f\" %g, \"1\" 1, \"%.2f\" %g, \">=%.2f\" %g)", 1 / r, 1 / r,
                 1 / std::sqrt(r), 1 / std::sqrt(r), std::sqrt(r), std::sqrt(r), r, r);
   s << "set palette defined (0 '#2166ac', 0.25 '#92c5de', 0.5 '#f7f7f7', 0.75 '#fdb863', 1 '#b35806')\n"
     << "set logscale cb\nset cbrange [" << num(1 / r) << ":" << num(r) << "]\nset cbtics " << tics
