@@ -9,6 +9,7 @@
 #include "core/safetensors.h"
 #include "fixture_util.h"
 #include "optim/adamw.h"
+#include "optim/schedule.h"
 
 using namespace harvit;
 

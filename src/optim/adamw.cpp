@@ -31,9 +31,4 @@ void AdamW::step(float* params, const float* grads, double lr) {
   }
 }
 
-double StepLR::lr(int64_t epoch) const {
-  if (step_size <= 0) fail("StepLR step_size must be positive");
-  return base_lr * std::pow(gamma, static_cast<double>(epoch / step_size));
-}
-
 }  // namespace harvit::optim

@@ -1,5 +1,5 @@
 // AdamW with PyTorch semantics (decoupled weight decay, bias-corrected moments) over one flat
-// parameter slab, and StepLR.
+// parameter slab. The learning-rate schedules are in optim/schedule.h.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -24,20 +24,14 @@ class AdamW {
   // State for checkpoints / resume.
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
+  const std::vector<float>& m() const { return m_; }
+  const std::vector<float>& v() const { return v_; }
   void set_steps(int64_t t) { t_ = t; }
 
  private:
   AdamWConfig cfg_;
   int64_t t_ = 0;
   std::vector<float> m_, v_;
-};
-
-// lr(epoch) = base_lr * gamma ^ floor(epoch / step_size), as torch.optim.lr_scheduler.StepLR.
-struct StepLR {
-  double base_lr = 5e-4;
-  int64_t step_size = 1;
-  double gamma = 0.5;
-  double lr(int64_t epoch) const;
 };
 
 }  // namespace harvit::optim

@@ -1,16 +1,31 @@
-// Training loop with the seed's recipe: AdamW, StepLR(epochs/3, 0.5), cross-entropy, shuffled
-// batches; validation each epoch selects the best checkpoint (never the test split); the last
-// state is kept for a bit-identical --resume; Ctrl-C saves and stops cleanly.
+// Training with the seed's recipe by default: AdamW, StepLR(epochs/3, 0.5), cross-entropy,
+// shuffled batches; validation each epoch selects the best checkpoint (never the test split); the
+// last state is kept for a bit-identical --resume; Ctrl-C saves and stops cleanly.
+//
+// The pieces, for drivers other than `harvit train` (cross-validation, distributed training):
+//   TrainSession      the model, optimizer, schedule and state of one run, checked and set up
+//   train_epoch       runs (the rest of) one epoch of optimizer steps, may stop between steps
+//   validate          loss and accuracy on a split
+//   record_epoch      history and best model selection
+//   save_train_state / load_train_state   everything a bit-identical resume needs, in one place
+// train_model composes them into the CLI's loop. Schedules are in optim/schedule.h, the
+// augmentations in data/augment.h, the named recipes in train/recipes.h.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/rng.h"
+#include "data/augment.h"
 #include "data/dataset.h"
+#include "nn/checkpoint.h"
 #include "nn/model.h"
+#include "optim/adamw.h"
+#include "optim/schedule.h"
 
 namespace harvit::train {
 
@@ -40,6 +55,7 @@ struct TrainOptions {
   int64_t aug_shift = 0;      // roll the window in time by up to this many samples
   std::string command;   // recorded in checkpoints and reports
   nlohmann::json to_json() const;
+  data::AugmentOptions augment() const { return {aug_scale, aug_jitter, aug_rotate, aug_shift}; }
 };
 
 struct EpochRecord {
@@ -57,8 +73,91 @@ struct TrainResult {
 };
 
 // Trains the model described by `model_cfg` ({"model": "vit" | "cnn", ...}; T, M and C are
-// taken from the data) on ds's train split.
+// taken from the data) on ds's train split: a TrainSession, then per epoch train_epoch, validate,
+// record_epoch, the best checkpoint and save_train_state; history.json at the end.
 TrainResult train_model(const data::Dataset& ds, nlohmann::json model_cfg, const TrainOptions& opt);
+
+// ---- the pieces -------------------------------------------------------------------------------
+
+// Where a run stands between optimizer steps, besides the weights and the AdamW moments.
+struct TrainState {
+  int epoch = 0;                    // the epoch to run next (0-based)
+  int64_t step = 0;                 // its first step to run (non-zero after a stop inside it)
+  std::vector<uint64_t> epoch_rng;  // RNG state at the start of `epoch` (its permutation)
+  double run_loss = 0;              // sums over the steps of `epoch` run so far
+  int64_t run_correct = 0, run_seen = 0;
+  std::vector<EpochRecord> history;
+  int best_epoch = -1;
+  double best_val_acc = -1;
+};
+
+// What ties a run's files to its data and options (resume refuses another run's files), and the
+// metadata every checkpoint of the run carries.
+struct RunIdentity {
+  std::string data;         // "name:windows:training windows"
+  nlohmann::json options;   // TrainOptions::to_json()
+  std::string command;
+  nn::CheckpointMeta meta;  // class names and normalisation statistics
+  static RunIdentity of(const data::Dataset& ds, const TrainOptions& opt);
+};
+
+// The files of a run folder.
+std::string last_checkpoint_path(const std::string& dir);   // weights + TrainState
+std::string last_optimizer_path(const std::string& dir);    // AdamW moments per parameter name
+std::string best_checkpoint_path(const std::string& dir);
+
+// Writes dir/last.optim.safetensors (moments, step count), then dir/last.safetensors (weights,
+// the state and the identity in its metadata).
+void save_train_state(const std::string& dir, const TrainState& st, const nn::Model& model, const optim::AdamW& adam,
+                      const RunIdentity& id);
+// Checks that dir's last files belong to this run (model config, data, options, optimizer step
+// count), loads the weights into `model` and the moments and step count into `adam`, and returns
+// the state. Errors name the file.
+TrainState load_train_state(const std::string& dir, nn::Model& model, optim::AdamW& adam, const RunIdentity& id);
+
+// One run's moving parts. The constructor checks the data and options, builds the model (seeded
+// initialisation), AdamW, the schedule and the loss options, loads the last state when
+// opt.resume, and then sets the training precision.
+struct TrainSession {
+  TrainSession(const data::Dataset& ds, nlohmann::json model_cfg, const TrainOptions& opt);
+  const data::Dataset* ds;
+  TrainOptions opt;
+  RunIdentity id;
+  std::vector<int64_t> train_idx;  // the training windows, in file order
+  int64_t steps_per_epoch;
+  std::unique_ptr<nn::Model> model;
+  optim::AdamW adam;
+  optim::LrSchedule schedule;
+  TrainState state;
+  int64_t steps_run = 0;  // optimizer steps taken by this session (not counting resumed ones)
+};
+
+struct EpochStats {
+  bool complete = false;  // false: stopped before the epoch's end
+  double lr = 0;          // the rate of the last step
+  double loss = 0, acc = 0;  // over the epoch's steps (including those before a resume)
+  double seconds = 0, windows_per_s = 0;
+};
+// Runs epoch s.state.epoch from step s.state.step: a permutation of the training windows drawn
+// from state.epoch_rng, augmentations from data::augment_rng(seed, epoch, step), one AdamW step
+// per batch at the schedule's rate. `stop`, asked before every step, may end the epoch early:
+// the state then names the next step (save it to resume). At the end the state moves to the next
+// epoch's first step, its sums cleared. progress: a live line on stdout (a terminal).
+EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop = {}, bool progress = false);
+
+struct Validation {
+  double loss = 0, acc = 0;
+};
+// Mean loss and accuracy of `model` on the windows of `split` (no gradient).
+Validation validate(nn::Model& model, const data::Dataset& ds, uint8_t split = data::kVal, int64_t batch = 256);
+
+// Appends rec to the history; true (and the best updated) when its validation accuracy is above
+// the best so far (the first of equals wins).
+bool record_epoch(TrainState& st, const EpochRecord& rec);
+// dir/best.safetensors: the weights with the epoch, its validation accuracy and the identity.
+void save_best_checkpoint(const std::string& dir, const nn::Model& model, const RunIdentity& id, const EpochRecord& rec);
+// dir/history.json: the history, the best epoch, the options and the command.
+void write_history(const std::string& dir, const TrainState& st, const RunIdentity& id);
 
 struct Predictions {
   double loss = 0;
@@ -68,10 +167,12 @@ struct Predictions {
 // Forward passes over the windows of `split` in batches (no gradient).
 Predictions predict_split(nn::Model& model, const data::Dataset& ds, uint8_t split, int64_t batch = 256);
 
-// Training-only augmentations of B windows (T, M) in place, drawn from rng.
+// Training-only augmentations of B windows (T, M) in place, drawn from rng: data::augment_windows
+// with opt.augment().
 void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const TrainOptions& opt, Rng& rng);
 
-// Set by SIGINT/SIGTERM while training; the loop saves and returns.
+// After this, SIGINT/SIGTERM set a flag (interrupt_requested()); train_model saves and returns.
 void install_interrupt_handler();
+bool interrupt_requested();
 
 }  // namespace harvit::train

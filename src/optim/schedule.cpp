@@ -1,0 +1,36 @@
+#include "optim/schedule.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/tensor.h"
+
+namespace harvit::optim {
+
+double StepLR::lr(int64_t epoch) const {
+  if (step_size <= 0) fail("StepLR step_size must be positive");
+  return base_lr * std::pow(gamma, static_cast<double>(epoch / step_size));
+}
+
+double CosineLR::lr(int64_t step) const {
+  const double s = static_cast<double>(step);
+  return s < warmup_steps ? base_lr * (s + 1) / warmup_steps
+                          : 0.5 * base_lr *
+                                (1.0 + std::cos(3.14159265358979323846 * (s - warmup_steps) /
+                                                std::max(1.0, total_steps - warmup_steps)));
+}
+
+LrSchedule::LrSchedule(const std::string& kind, double base_lr, int64_t epochs, int64_t steps_per_epoch,
+                       int64_t step_size, double gamma, double warmup_epochs)
+    : steps_per_epoch_(steps_per_epoch), step_{base_lr, step_size, gamma} {
+  if (kind != "step" && kind != "cosine") fail("--schedule must be step or cosine");
+  if (step_size <= 0) fail("StepLR step_size must be positive");
+  cosine_ = kind == "cosine";
+  cos_ = {base_lr, double(epochs) * steps_per_epoch, warmup_epochs * steps_per_epoch};
+}
+
+double LrSchedule::lr(int64_t epoch, int64_t step) const {
+  return cosine_ ? cos_.lr(epoch * steps_per_epoch_ + step) : step_.lr(epoch);
+}
+
+}  // namespace harvit::optim

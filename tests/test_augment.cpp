@@ -1,0 +1,95 @@
+// data/augment.h: each augmentation on its own (shift is a circular roll within range, rotation
+// touches whole xyz triples only and keeps their norms), the per-batch stream, and the trainer's
+// TrainOptions overload drawing exactly the same numbers. Statistical checks of scaling and jitter
+// are in test_trainer.cpp (Augment.*).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+#include <vector>
+
+#include "core/rng.h"
+#include "data/augment.h"
+#include "train/trainer.h"
+
+using namespace harvit;
+
+namespace {
+std::vector<float> noise(int64_t n, uint64_t seed) {
+  std::vector<float> x(n);
+  Rng r(seed);
+  for (auto& v : x) v = r.normal();
+  return x;
+}
+}  // namespace
+
+TEST(Augment, AnyIsOffByDefault) {
+  EXPECT_FALSE(data::AugmentOptions{}.any());
+  EXPECT_TRUE((data::AugmentOptions{0, 0, 0, 1}).any());
+  EXPECT_TRUE((data::AugmentOptions{0, 0.1, 0, 0}).any());
+}
+
+TEST(Augment, ShiftIsACircularRollWithinRange) {
+  const int64_t B = 200, T = 12, M = 2, S = 3;
+  const auto x = noise(B * T * M, 1);
+  auto y = x;
+  Rng rng(4);
+  data::augment_windows(y.data(), B, T, M, {0, 0, 0, S}, rng);
+  std::set<int64_t> seen;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t found = -100;
+    for (int64_t k = -S; k <= S && found == -100; ++k) {
+      bool ok = true;
+      for (int64_t t = 0; t < T && ok; ++t)
+        for (int64_t m = 0; m < M; ++m) ok &= y[(b * T + (t + k + T) % T) * M + m] == x[(b * T + t) * M + m];
+      if (ok) found = k;
+    }
+    ASSERT_NE(found, -100) << "window " << b << " is not a roll by at most " << S;
+    seen.insert(found);
+  }
+  EXPECT_EQ(seen.size(), size_t(2 * S + 1));  // 200 draws reach every shift in [-3, 3]
+}
+
+TEST(Augment, RotationTouchesWholeTriplesAndKeepsTheirNorms) {
+  const int64_t B = 3, T = 8, M = 4;  // one triple and one axis left over
+  const auto x = noise(B * T * M, 2);
+  auto y = x;
+  Rng rng(5);
+  data::augment_windows(y.data(), B, T, M, {0, 0, 90, 0}, rng);
+  for (int64_t r = 0; r < B * T; ++r) {
+    const float* a = &x[r * M];
+    const float* b = &y[r * M];
+    EXPECT_NEAR(a[0] * a[0] + a[1] * a[1] + a[2] * a[2], b[0] * b[0] + b[1] * b[1] + b[2] * b[2], 1e-4);
+    EXPECT_EQ(a[3], b[3]);  // not part of a triple: untouched
+  }
+  EXPECT_NE(x, y);
+  // One rotation per (window, triple): the dot products between time steps are kept too.
+  for (int64_t b = 0; b < B; ++b) {
+    const float *p = &x[b * T * M], *q = &x[(b * T + 5) * M], *P = &y[b * T * M], *Q = &y[(b * T + 5) * M];
+    EXPECT_NEAR(p[0] * q[0] + p[1] * q[1] + p[2] * q[2], P[0] * Q[0] + P[1] * Q[1] + P[2] * Q[2], 1e-4);
+  }
+}
+
+TEST(Augment, StreamPerSeedEpochStep) {
+  auto draw = [](uint64_t seed, int64_t e, int64_t s) { return data::augment_rng(seed, e, s).next_u64(); };
+  EXPECT_EQ(draw(7, 2, 3), draw(7, 2, 3));
+  EXPECT_NE(draw(7, 2, 3), draw(7, 2, 4));
+  EXPECT_NE(draw(7, 2, 3), draw(7, 3, 3));
+  EXPECT_NE(draw(7, 2, 3), draw(8, 2, 3));
+}
+
+TEST(Augment, TrainOptionsOverloadDrawsTheSameNumbers) {
+  const int64_t B = 4, T = 16, M = 6;
+  const auto x = noise(B * T * M, 3);
+  train::TrainOptions o;
+  o.aug_scale = 0.2, o.aug_jitter = 0.1, o.aug_rotate = 15, o.aug_shift = 4;
+  EXPECT_EQ(o.augment().scale, 0.2);
+  EXPECT_EQ(o.augment().shift, 4);
+  auto a = x, b = x;
+  Rng r1(9), r2(9);
+  train::augment_windows(a.data(), B, T, M, o, r1);
+  data::augment_windows(b.data(), B, T, M, o.augment(), r2);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, x);
+  EXPECT_EQ(r1.next_u64(), r2.next_u64());
+}
