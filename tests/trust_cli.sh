@@ -65,6 +65,22 @@ $H predict --model "$W/all_unknown.safetensors" --input "$DATA" > "$W/p.csv" 2> 
 [ "$(tail -n +2 "$W/p.csv" | cut -d, -f5 | sort -u)" = "unknown" ] || fail "predict with threshold 1"
 grep -q 'below the calibrated threshold ("unknown")' "$W/p.log" || fail "predict summary: $(cat "$W/p.log")"
 
+# ONNX export of a calibrated checkpoint: probabilities = softmax(logits / T), the threshold in the metadata
+if python3 -c "import onnx" 2> /dev/null && $H export --model "$W/cal.safetensors" --out "$W/cal.onnx" > /dev/null 2>&1; then
+  python3 - "$W/cal.onnx" "$W/rep/calibration.json" <<'PY' || fail "calibrated ONNX export"
+import json, sys, onnx
+m = onnx.load(sys.argv[1]); j = json.load(open(sys.argv[2]))
+meta = {p.key: p.value for p in m.metadata_props}
+cal = json.loads(meta["calibration"])
+assert abs(cal["temperature"] - j["temperature"]) < 1e-9 and abs(cal["threshold"] - j["threshold"]) < 1e-6, cal
+div = [n for n in m.graph.node if n.output and n.output[0] == "calibration/scaled"]
+sm = [n for n in m.graph.node if n.output and n.output[0] == "probabilities"]
+assert div and div[0].op_type == "Div" and sm[0].input[0] == "calibration/scaled", (div, sm)
+PY
+elif [ "${CI:-}" = true ]; then
+  fail "python3-onnx or harvit export missing under CI"
+fi
+
 # errors
 ! $H calibrate --model "$W/vit/best.safetensors" --data "$W/h6.bin" --coverage 0 > "$W/e.log" 2>&1 || fail "coverage 0 accepted"
 ! $H openset --model "$W/cal.safetensors" --data "$W/h6.bin" --unknown "$W/h6.bin" > "$W/e.log" 2>&1 || fail "no unknowns accepted"

@@ -283,9 +283,23 @@ std::string onnx_model_bytes(const nn::Model& model, const nn::CheckpointMeta& m
     x = b.op("Div", {"normalization/centered", "normalization.std"}, "normalization/out");
   }
   const std::string logits = vit ? vit_graph(b, vit->config(), x) : cnn_graph(b, cnn->config(), x);
-  b.op("Softmax", {logits}, "probabilities", [](onnx::NodeProto& n) { GraphBuilder::attr(n, "axis", int64_t{-1}); });
+  // A calibrated checkpoint (harvit calibrate): probabilities = softmax(logits / T), as harvit's
+  // Classifier computes them; the "unknown" threshold travels in the metadata.
+  double temperature = 1.0;
+  json calibration;
+  if (meta.extra.is_object() && meta.extra.contains("calibration")) {
+    calibration = meta.extra["calibration"];
+    temperature = calibration.value("temperature", 1.0);
+    if (!(temperature > 0) || !std::isfinite(temperature)) fail("ONNX export: the checkpoint's calibration temperature is not positive");
+  }
+  std::string scaled = logits;
+  if (temperature != 1.0)
+    scaled = b.op("Div", {logits, b.scalar("calibration/temperature", static_cast<float>(temperature))}, "calibration/scaled");
+  b.op("Softmax", {scaled}, "probabilities", [](onnx::NodeProto& n) { GraphBuilder::attr(n, "axis", int64_t{-1}); });
   value_info(g->add_output(), "logits", {C}, "class scores before softmax");
-  value_info(g->add_output(), "probabilities", {C}, "softmax of logits over the classes");
+  value_info(g->add_output(), "probabilities", {C},
+             temperature != 1.0 ? "softmax of logits / T (the checkpoint's calibration temperature)"
+                                : "softmax of logits over the classes");
 
   add_meta(m, "classes", json(classes).dump());
   add_meta(m, "window", std::to_string(T));
@@ -293,6 +307,7 @@ std::string onnx_model_bytes(const nn::Model& model, const nn::CheckpointMeta& m
   add_meta(m, "normalization", mean.empty() ? "null" : json{{"mean", mean}, {"std", sd}}.dump());
   add_meta(m, "model_config", model.config_json().dump());
   add_meta(m, "harvit_version", HARVIT_VERSION);
+  if (!calibration.is_null()) add_meta(m, "calibration", calibration.dump());  // temperature, "unknown" threshold
 
   std::string bytes;
   if (!m.SerializeToString(&bytes)) fail("ONNX export: serialising the model failed");
