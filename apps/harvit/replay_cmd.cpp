@@ -16,6 +16,7 @@
 #include "data/loaders.h"
 #include "deploy/replay.h"
 #include "deploy/stream.h"
+#include "train/report.h"
 #include "train/stream_metrics.h"
 
 namespace harvit::cli {
@@ -72,22 +73,6 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
-void run_gnuplot(const std::string& script, const std::string& png) {
-  const std::string script_path = png + ".gp";
-  std::ofstream(script_path) << script;
-  const std::string cmd = "gnuplot '" + script_path + "' 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) fail("cannot start gnuplot (install it: apt-get install gnuplot-nox)");
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int st = ::pclose(p);
-  fs::remove(script_path);
-  if (st != 0 || !fs::exists(png) || fs::file_size(png) == 0)
-    fail("gnuplot failed to draw " + png +
-         (WIFEXITED(st) && WEXITSTATUS(st) == 127 ? " (gnuplot is not installed: apt-get install gnuplot-nox)" : "") +
-         ": " + out);
-}
 
 std::string gp_escape(const std::string& s) {
   std::string o;
@@ -163,7 +148,7 @@ void plot_timeline(const deploy::ReplayedRecording& r, const std::vector<std::st
     s << (b ? ", " : "") << "'" << dat << "' index " << b << " using 1:2:3:4 with vectors nohead lw "
       << (b < 3 ? 9 : 5) << " lc rgb '" << style[b][0] << "' title '" << style[b][1] << "'";
   s << "\n";
-  run_gnuplot(s.str(), png);
+  train::run_gnuplot(s.str(), png);
   fs::remove(dat);
 }
 

@@ -1,5 +1,7 @@
 #include "train/explain.h"
 
+#include "train/report.h"
+
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -116,22 +118,6 @@ std::vector<double> to_time(const nn::VitConfig& c, int64_t l, const std::vector
 
 namespace {
 
-void run_gnuplot(const std::string& script, const std::string& png) {
-  const std::string script_path = png + ".gp";
-  std::ofstream(script_path) << script;
-  const std::string cmd = "gnuplot '" + script_path + "' 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) fail("cannot start gnuplot (install it: apt-get install gnuplot-nox)");
-  std::string out;
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int st = ::pclose(p);
-  fs::remove(script_path);
-  if (st != 0 || !fs::exists(png) || fs::file_size(png) == 0)
-    fail("gnuplot failed to draw " + png +
-         (WIFEXITED(st) && WEXITSTATUS(st) == 127 ? " (gnuplot is not installed: apt-get install gnuplot-nox)" : "") +
-         ": " + out);
-}
 
 // A string inside a gnuplot double-quoted string, shown literally (enhanced text off for '_').
 std::string esc(const std::string& s) {
