@@ -81,6 +81,25 @@ elif [ "${CI:-}" = true ]; then
   fail "python3-onnx or harvit export missing under CI"
 fi
 
+# harvit replay on one test subject's raw recordings, sample by sample (docs/results/hapt-stream.md)
+$H replay --model "$W/cal.safetensors" --data "$DATA" --subjects 2 --precision int8 --smooth 3 --out "$W/rp" \
+  > "$W/rp.log" 2>&1 || fail "replay: $(cat "$W/rp.log")"
+[ -s "$W/rp/timeline.png" ] && [ -s "$W/rp/replay.md" ] || fail "replay outputs: $(ls "$W/rp")"
+python3 - "$W/rp/replay.json" <<'PY' || fail "replay.json"
+import json, sys
+j = json.load(open(sys.argv[1]))
+def find(o, key):
+    if isinstance(o, dict):
+        if key in o: return o[key]
+        for v in o.values():
+            r = find(v, key)
+            if r is not None: return r
+    return None
+acc = find(j, "accuracy")
+assert acc is not None and 0.2 < acc <= 1, acc  # 2 epochs of a small ViT: far better than chance (1/6)
+PY
+! $H replay --model "$W/cal.safetensors" --data "$DATA" --subjects 99 > "$W/e.log" 2>&1 || fail "replay of a missing subject accepted"
+
 # errors
 ! $H calibrate --model "$W/vit/best.safetensors" --data "$W/h6.bin" --coverage 0 > "$W/e.log" 2>&1 || fail "coverage 0 accepted"
 ! $H openset --model "$W/cal.safetensors" --data "$W/h6.bin" --unknown "$W/h6.bin" > "$W/e.log" 2>&1 || fail "no unknowns accepted"
