@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "data/loaders.h"
 #include "data/npy.h"
+#include "data/readers.h"
 
 using namespace harvit;
 using namespace harvit::data;
@@ -531,4 +532,64 @@ TEST(Hapt, LabelsParseAndPointInsideTheirFiles) {
   EXPECT_NE(error_of([&] { load_hapt(d.path("")); }).find("299 rows"), std::string::npos);
   d.file("gyro_exp01_user05.txt", "1 2\n");
   EXPECT_NE(error_of([&] { load_hapt(d.path("")); }).find("gyro_exp01_user05.txt:1: 2 values, expected 3"), std::string::npos);
+}
+
+// data/readers.h: the prepare/predict dispatch by name, format detection, the --csv-* settings.
+TEST(DataReaders, DetectsTheRecordingFormat) {
+  TmpDir d;
+  fs::create_directories(d.path("hapt"));
+  d.file("hapt/labels.txt", "");
+  fs::create_directories(d.path("hapt2/RawData"));
+  fs::create_directories(d.path("plain"));
+  EXPECT_EQ(detect_recording_format(d.path("hapt")), "hapt");
+  EXPECT_EQ(detect_recording_format(d.path("hapt2")), "hapt");
+  EXPECT_EQ(detect_recording_format(d.path("rec.csv")), "csv");
+  EXPECT_EQ(detect_recording_format(d.path("plain")), "wisdm");
+  EXPECT_EQ(detect_recording_format(d.path("raw.txt")), "wisdm");
+}
+
+TEST(DataReaders, CsvArgsAreChecked) {
+  CsvArgs a;
+  a.subject = "user", a.label = "act", a.axes = "ax,,ay", a.time_unit = "s", a.delimiter = ";";
+  const CsvOptions o = a.options();
+  EXPECT_EQ(o.axis_cols, (std::vector<std::string>{"ax", "ay"}));
+  EXPECT_EQ(o.time_scale_ns, 1e9);
+  EXPECT_EQ(o.delimiter, ';');
+  EXPECT_EQ(o.label_col, "act");
+  a.time_unit = "min";
+  EXPECT_NE(error_of([&] { a.options(); }).find("--csv-time-unit must be s, ms, us or ns"), std::string::npos);
+  a.time_unit = "ms", a.delimiter = "||";
+  EXPECT_NE(error_of([&] { a.options(); }).find("--csv-delimiter must be one character"), std::string::npos);
+}
+
+TEST(DataReaders, ReadDatasetCutsRecordingsAndReports) {
+  TmpDir d;
+  std::string text = "user,t,ax,ay,act\n";
+  for (int i = 0; i < 40; ++i) text += "1," + std::to_string(i * 20) + "," + std::to_string(i % 5) + ",1," + (i < 20 ? "walk" : "sit") + "\n";
+  text += "2,0,x,1,walk\n";  // a bad row fails the CSV reader
+  const std::string bad = d.file("bad.csv", text);
+  text.resize(text.size() - std::string("2,0,x,1,walk\n").size());
+  const std::string good = d.file("rec.csv", text);
+  ReadOptions ro;
+  ro.csv.subject = "user", ro.csv.time = "t", ro.csv.axes = "ax,ay";
+  ro.windows.length = 8, ro.windows.stride = 4;
+  EXPECT_NE(error_of([&] { read_dataset("csv", good, ro); }).find("needs --csv-label"), std::string::npos);
+  ro.csv.label = "act";
+  std::vector<std::string> notes;
+  const Dataset ds = read_dataset("csv", good, ro, [&](const std::string& n) { notes.push_back(n); });
+  EXPECT_EQ(ds.M, 2);
+  EXPECT_EQ(ds.T, 8);
+  EXPECT_EQ(ds.size(), 2 * ((20 - 8) / 4 + 1));  // two runs of 20 samples
+  EXPECT_EQ(notes.size(), 2u);                   // the parse report, then the time-cut summary
+  EXPECT_NE(error_of([&] { read_dataset("csv", bad, ro); }).find("bad.csv:42"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_dataset("parquet", good, ro); }).find("unknown --dataset 'parquet' (wisdm, wisdm-npy, uci-har, hapt, csv)"),
+            std::string::npos);
+  // Recordings: the same reader as predict's, the label column optional there.
+  CsvArgs c = ro.csv;
+  c.label.clear();
+  const RawData raw = read_recordings("csv", good, c, true);
+  EXPECT_EQ(raw.streams.size(), 1u);
+  EXPECT_EQ(raw.streams[0].size(), 40);
+  EXPECT_NE(error_of([&] { read_recordings("auto", good, c, true); }).find("--format must be auto, wisdm, hapt or csv"),
+            std::string::npos);
 }

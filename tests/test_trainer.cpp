@@ -14,6 +14,7 @@
 #include "nn/checkpoint.h"
 #include "nn/cnn.h"
 #include "nn/vit.h"
+#include "train/recipes.h"
 #include "train/report.h"
 #include "train/trainer.h"
 
@@ -373,4 +374,30 @@ TEST_F(TrainerTest, EvalWritesTableJsonAndPictures) {
     ASSERT_GT(bytes.size(), 1000u);
     EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << p;
   }
+}
+
+// train/recipes.h: what `harvit train --recipe augmented` sets, and that explicit options win.
+TEST(TrainerRecipe, AugmentedSetsWhatWasNotGiven) {
+  train::TrainOptions seed;
+  train::apply_recipe("seed", seed);
+  EXPECT_EQ(seed.to_json(), train::TrainOptions{}.to_json());
+  train::TrainOptions a;
+  train::apply_recipe("augmented", a);
+  EXPECT_EQ(a.schedule, "cosine");
+  EXPECT_EQ(a.warmup_epochs, 2);
+  EXPECT_EQ(a.label_smoothing, 0.1);
+  EXPECT_EQ(a.weight_decay, 0.05);
+  EXPECT_EQ(a.aug_scale, 0.2);
+  EXPECT_EQ(a.aug_jitter, 0.1);
+  EXPECT_EQ(a.aug_shift, 32);
+  EXPECT_EQ(a.aug_rotate, 15);
+  EXPECT_EQ(a.lr, train::TrainOptions{}.lr);  // not part of the recipe
+  train::TrainOptions g;
+  g.weight_decay = 0.2, g.aug_rotate = 0;
+  train::apply_recipe("augmented", g, [](const std::string& o) { return o == "--weight-decay" || o == "--aug-rotate"; });
+  EXPECT_EQ(g.weight_decay, 0.2);
+  EXPECT_EQ(g.aug_rotate, 0);
+  EXPECT_EQ(g.schedule, "cosine");
+  EXPECT_THROW(train::apply_recipe("fancy", g), std::runtime_error);
+  EXPECT_EQ(train::recipe_names(), (std::vector<std::string>{"seed", "augmented"}));
 }

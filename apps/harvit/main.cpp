@@ -14,11 +14,13 @@
 #include "core/gemm.h"
 #include "data/dataset.h"
 #include "data/loaders.h"
+#include "data/readers.h"
 #include "deploy/predictor.h"
 #include "deploy/quantize.h"
 #include "nn/checkpoint.h"
 #include "nn/cnn.h"
 #include "nn/vit.h"
+#include "train/recipes.h"
 #include "train/report.h"
 #include "train/trainer.h"
 
@@ -96,62 +98,32 @@ std::vector<int32_t> parse_int_list(const std::string& s, const char* what) {
   return out;
 }
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) if (!tok.empty()) out.push_back(tok);
-  return out;
-}
-
 struct PrepareArgs {
   std::string dataset, data, out, split;
   data::SplitOptions so;
   data::WindowOptions wo;
   std::string test_subjects, val_subjects;
   bool transitions = false;
-  std::string csv_subject, csv_label, csv_time, csv_axes, csv_time_unit = "ms", csv_delim = ",";
-  double csv_rate = 50;
+  data::CsvArgs csv;
 };
-
-data::CsvOptions csv_options(const PrepareArgs& a);
 
 // The --csv-* options of prepare and predict (for predict the label column is optional and adds
 // a "true" column; the axes must be given in the model's axis order).
-void add_csv_options(CLI::App* cmd, PrepareArgs& a) {
-  cmd->add_option("--csv-subject", a.csv_subject, "csv: subject column");
-  cmd->add_option("--csv-label", a.csv_label, "csv: label column");
-  cmd->add_option("--csv-time", a.csv_time, "csv: time column");
-  cmd->add_option("--csv-time-unit", a.csv_time_unit, "csv: s | ms | us | ns")->capture_default_str();
-  cmd->add_option("--csv-axes", a.csv_axes, "csv: comma-separated axis columns");
-  cmd->add_option("--csv-rate", a.csv_rate, "csv: sampling rate in Hz")->capture_default_str();
-  cmd->add_option("--csv-delimiter", a.csv_delim, "csv: field separator")->capture_default_str();
+void add_csv_options(CLI::App* cmd, data::CsvArgs& a) {
+  cmd->add_option("--csv-subject", a.subject, "csv: subject column");
+  cmd->add_option("--csv-label", a.label, "csv: label column");
+  cmd->add_option("--csv-time", a.time, "csv: time column");
+  cmd->add_option("--csv-time-unit", a.time_unit, "csv: s | ms | us | ns")->capture_default_str();
+  cmd->add_option("--csv-axes", a.axes, "csv: comma-separated axis columns");
+  cmd->add_option("--csv-rate", a.rate_hz, "csv: sampling rate in Hz")->capture_default_str();
+  cmd->add_option("--csv-delimiter", a.delimiter, "csv: field separator")->capture_default_str();
 }
 
 int cmd_prepare(PrepareArgs& a) {
   using namespace data;
   const auto t0 = std::chrono::steady_clock::now();
-  Dataset ds;
-  if (a.dataset == "wisdm-npy") {
-    ds = load_wisdm_npy(a.data);
-  } else if (a.dataset == "uci-har") {
-    ds = load_uci_har(a.data);
-  } else if (a.dataset == "wisdm" || a.dataset == "hapt" || a.dataset == "csv") {
-    RawData raw;
-    if (a.dataset == "wisdm") {
-      raw = parse_wisdm_files(list_inputs(a.data, "", ".txt"));
-    } else if (a.dataset == "hapt") {
-      raw = load_hapt(a.data, a.transitions);
-    } else {
-      if (a.csv_label.empty()) fail("prepare --dataset csv needs --csv-label");
-      raw = load_csv(a.data, csv_options(a));
-    }
-    std::printf("%s", raw.report.summary().c_str());
-    ds = make_windows(raw, a.wo);
-    std::printf("%s", time_cut_summary(ds).c_str());
-  } else {
-    fail("unknown --dataset '" + a.dataset + "' (wisdm, wisdm-npy, uci-har, hapt, csv)");
-  }
+  Dataset ds = read_dataset(a.dataset, a.data, {a.transitions, a.csv, a.wo},
+                            [](const std::string& note) { std::printf("%s", note.c_str()); });
   if (a.split.empty()) a.split = ds.info.value("given_split", false) ? "given" : "subject";
   a.so.kind = a.split;
   a.so.test_subjects = parse_int_list(a.test_subjects, "--test-subjects");
@@ -180,42 +152,13 @@ int cmd_train(const std::string& data_path, const nlohmann::json& model_cfg, tra
 struct PredictArgs {
   std::string model, input, format = "auto", output = "csv", out, precision = "fp32";
   int64_t stride = 0;
-  PrepareArgs csv;  // the --csv-* options
+  data::CsvArgs csv;  // the --csv-* options
 };
-
-data::CsvOptions csv_options(const PrepareArgs& a) {
-  data::CsvOptions co;
-  co.subject_col = a.csv_subject;
-  co.label_col = a.csv_label;
-  co.time_col = a.csv_time;
-  co.axis_cols = split_list(a.csv_axes);
-  co.rate_hz = a.csv_rate;
-  const std::string u = a.csv_time_unit;
-  co.time_scale_ns = u == "s" ? 1e9 : u == "ms" ? 1e6 : u == "us" ? 1e3 : u == "ns" ? 1.0 : -1;
-  if (co.time_scale_ns < 0) fail("--csv-time-unit must be s, ms, us or ns");
-  if (a.csv_delim.size() != 1) fail("--csv-delimiter must be one character");
-  co.delimiter = a.csv_delim[0];
-  return co;
-}
 
 int cmd_predict(const PredictArgs& a) {
   deploy::Predictor pred(a.model, a.precision);
-  std::string fmt = a.format;
-  if (fmt == "auto") {
-    namespace fs = std::filesystem;
-    if (fs::is_directory(a.input) && (fs::exists(a.input + "/labels.txt") || fs::exists(a.input + "/RawData") ||
-                                      fs::exists(a.input + "/HAPT Dataset")))
-      fmt = "hapt";
-    else if (a.input.ends_with(".csv"))
-      fmt = "csv";
-    else
-      fmt = "wisdm";
-  }
-  data::RawData raw;
-  if (fmt == "wisdm") raw = data::parse_wisdm_files(data::list_inputs(a.input, "", ".txt"));
-  else if (fmt == "hapt") raw = data::load_hapt(a.input, true);
-  else if (fmt == "csv") raw = data::load_csv(a.input, csv_options(a.csv));
-  else fail("--format must be auto, wisdm, hapt or csv");
+  const std::string fmt = a.format == "auto" ? data::detect_recording_format(a.input) : a.format;
+  const data::RawData raw = data::read_recordings(fmt, a.input, a.csv, /*transitions=*/true);
   if (raw.report.total_skipped()) std::fprintf(stderr, "%s", raw.report.summary().c_str());
   const int64_t stride = a.stride > 0 ? a.stride : std::max<int64_t>(1, pred.window() / 2);
   auto preds = pred.predict(raw, stride);
@@ -323,7 +266,7 @@ int main(int argc, char** argv) {
   prep->add_option("--stride", pa.wo.stride, "window stride (samples)")->capture_default_str();
   prep->add_option("--max-gap", pa.wo.max_gap_s, "seconds; a larger time gap starts a new run (default 5 sample periods)");
   prep->add_flag("--transitions", pa.transitions, "hapt: keep the 6 postural transitions as classes");
-  add_csv_options(prep, pa);
+  add_csv_options(prep, pa.csv);
 
   nn::VitConfig train_cfg;
   train::TrainOptions to;
@@ -341,7 +284,7 @@ int main(int argc, char** argv) {
                  "seed: the seed's (default) | augmented: the recipe selected on WISDM validation "
                  "(cosine, warm-up 2, label smoothing 0.1, weight decay 0.05, scale 0.2, jitter 0.1, "
                  "shift 32, rotate 15); options given explicitly win")
-      ->check(CLI::IsMember({"seed", "augmented"}))
+      ->check(CLI::IsMember(train::recipe_names()))
       ->capture_default_str();
   tr->add_option("--epochs", to.epochs)->capture_default_str();
   tr->add_option("--batch", to.batch)->capture_default_str();
@@ -435,17 +378,7 @@ int main(int argc, char** argv) {
     if (*pc) return cmd_predict(pr);
     if (*tr) {
       set_num_threads(train_threads);
-      if (train_recipe == "augmented") {  // docs/results/wisdm.md: selected on validation only
-        auto unset = [&](const char* name) { return tr->get_option(name)->count() == 0; };
-        if (unset("--schedule")) to.schedule = "cosine";
-        if (unset("--warmup-epochs")) to.warmup_epochs = 2;
-        if (unset("--label-smoothing")) to.label_smoothing = 0.1;
-        if (unset("--weight-decay")) to.weight_decay = 0.05;
-        if (unset("--aug-scale")) to.aug_scale = 0.2;
-        if (unset("--aug-jitter")) to.aug_jitter = 0.1;
-        if (unset("--aug-shift")) to.aug_shift = 32;
-        if (unset("--aug-rotate")) to.aug_rotate = 15;
-      }
+      train::apply_recipe(train_recipe, to, [&](const std::string& name) { return tr->get_option(name)->count() > 0; });
       to.command = command;
       nlohmann::json mc;
       if (train_model == "vit") {
