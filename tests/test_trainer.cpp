@@ -401,3 +401,40 @@ TEST(TrainerRecipe, AugmentedSetsWhatWasNotGiven) {
   EXPECT_THROW(train::apply_recipe("fancy", g), std::runtime_error);
   EXPECT_EQ(train::recipe_names(), (std::vector<std::string>{"seed", "augmented"}));
 }
+
+// The pieces as another driver (cross-validation, distributed) would call them: a session, then
+// train_epoch / validate / record_epoch, no files but the folder; the same bits as train_model.
+TEST_F(TrainerTest, PiecesComposeToTheSameRunAsTrainModel) {
+  auto ds = toy();
+  auto o = opts("whole", 3);
+  o.schedule = "cosine", o.warmup_epochs = 1, o.aug_jitter = 0.05, o.aug_shift = 2;
+  auto whole = train::train_model(ds, small(), o);
+  auto p = o;
+  p.out_dir = (dir_ / "pieces").string();
+  train::TrainSession s(ds, small(), p);
+  int stops = 0;
+  bool stopped = false;
+  while (s.state.epoch < p.epochs) {
+    // Stop once in the middle of the second epoch and carry on in memory: the state holds the place.
+    const auto es = train::train_epoch(s, [&] { return !stopped && s.state.epoch == 1 && s.state.step == 2 && (stopped = true); });
+    if (!es.complete) {
+      ++stops;
+      continue;
+    }
+    const auto v = train::validate(*s.model, ds);
+    train::EpochRecord rec;
+    rec.epoch = s.state.epoch, rec.lr = es.lr, rec.train_loss = es.loss, rec.val_acc = v.acc;
+    train::record_epoch(s.state, rec);
+  }
+  EXPECT_EQ(stops, 1);
+  const std::vector<float> got(s.model->params().values(), s.model->params().values() + s.model->params().count());
+  EXPECT_EQ(got, params_of(o.out_dir + "/last.safetensors"));
+  ASSERT_EQ(s.state.history.size(), whole.history.size());
+  for (size_t e = 0; e < whole.history.size(); ++e) {
+    EXPECT_EQ(s.state.history[e].train_loss, whole.history[e].train_loss);
+    EXPECT_EQ(s.state.history[e].lr, whole.history[e].lr);
+    EXPECT_EQ(s.state.history[e].val_acc, whole.history[e].val_acc);
+  }
+  EXPECT_EQ(s.state.best_epoch, whole.best_epoch);
+  EXPECT_FALSE(fs::exists(p.out_dir + "/last.safetensors"));  // saving is the driver's choice
+}
