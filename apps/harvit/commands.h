@@ -6,9 +6,23 @@
 
 #include <CLI/CLI.hpp>
 
+#include "deploy/stream.h"
+
 namespace harvit::cli {
 
 using Runner = std::function<int()>;
+
+// The streaming recogniser's settings, as `stream` and `replay` take them (stream_cmd.cpp).
+struct RecognizerArgs {
+  std::string precision = "fp32", method = "mean";
+  int64_t hop = 0;
+  int smooth = 1, votes = 0, hysteresis = 1, threads = 1;
+  float min_confidence = 0.0f, reject = -1.0f;
+};
+// --hop --smooth --method --votes --reject --min-confidence --hysteresis --precision --threads
+void add_recognizer_options(CLI::App* cmd, RecognizerArgs& r);
+// The StreamOptions they make (max_gap_ns and queue left at their defaults).
+deploy::StreamOptions stream_options(const RecognizerArgs& r);
 
 Runner add_stream_command(CLI::App& app);  // stream_cmd.cpp: `harvit stream`
 Runner add_replay_command(CLI::App& app);  // replay_cmd.cpp: `harvit replay`

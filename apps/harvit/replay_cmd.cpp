@@ -27,10 +27,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 struct ReplayArgs {
-  std::string model, data, subjects, out, timeline, method = "mean", precision = "fp32";
-  int64_t hop = 0;
-  int smooth = 1, votes = 0, hysteresis = 1, threads = 1;
-  float min_confidence = 0.0f, reject = -1.0f;
+  std::string model, data, subjects, out, timeline;
+  RecognizerArgs rec;
 };
 
 std::vector<int32_t> parse_subjects(const std::string& s) {
@@ -74,15 +72,6 @@ std::string fmt(const char* f, double v) {
 }
 
 
-std::string gp_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o.push_back('\\');
-    if (c == '_') o += "\\\\";
-    o.push_back(c);
-  }
-  return o;
-}
 
 // True vs predicted label over time for one recording: the truth as wide bars (activity green,
 // transition orange, unlabelled grey), the causal prediction as narrow bars just above (blue where
@@ -132,10 +121,10 @@ void plot_timeline(const deploy::ReplayedRecording& r, const std::vector<std::st
   }
   std::ostringstream s;
   s << "set terminal pngcairo size 1600," << 160 + 45 * (C + 2) << " font 'Sans,10'\nset output '" << png << "'\n"
-    << "set title \"" << gp_escape(title) << "\"\nset xlabel 'time (s)'\n"
+    << "set title \"" << train::gnuplot_escape(title) << "\"\nset xlabel 'time (s)'\n"
     << "set yrange [-0.6:" << C + 1.6 << "]\nset xrange [0:" << n / rate << "]\nset grid xtics\n"
     << "set key outside bottom center horizontal\nset ytics (";
-  for (int64_t c = 0; c < C; ++c) s << "\"" << gp_escape(names[c]) << "\" " << c << ", ";
+  for (int64_t c = 0; c < C; ++c) s << "\"" << train::gnuplot_escape(names[c]) << "\" " << c << ", ";
   s << "\"transition\" " << row_tr << ", \"unlabelled / none\" " << row_none << ")\n";
   const char* style[6][2] = {{"#74c476", "true: activity"},
                              {"#fd8d3c", "true: postural transition"},
@@ -230,17 +219,8 @@ std::string figure_table(const Scored& s, const deploy::ReplayResult& r) {
 }
 
 int run(const ReplayArgs& a, CLI::App* cmd) {
-  set_num_threads(a.threads);
-  deploy::StreamOptions so;
-  so.precision = a.precision;
-  so.hop = a.hop;
-  so.smooth = a.smooth;
-  so.method = deploy::parse_smoothing(a.method);
-  so.votes = a.votes;
-  so.min_confidence = a.min_confidence;
-  so.hysteresis = a.hysteresis;
-  so.reject = a.reject;
-  so.threads = a.threads;
+  set_num_threads(a.rec.threads);
+  const deploy::StreamOptions so = stream_options(a.rec);
   const auto subjects = parse_subjects(a.subjects);
   const data::RawData raw = data::load_hapt(a.data, /*transitions=*/true);
   const deploy::MemoryUse before = deploy::memory_use();
@@ -251,7 +231,7 @@ int run(const ReplayArgs& a, CLI::App* cmd) {
     if (names[c] != raw.class_names[c])
       fail(a.model + ": class " + std::to_string(c) + " is " + names[c] + ", the recordings' is " + raw.class_names[c]);
   std::fprintf(stderr, "replaying %s (%s, window %lld, hop %lld) on %s, subjects %s, one sample per push...\n",
-               a.model.c_str(), a.precision.c_str(), (long long)rec.window(), (long long)rec.hop(), a.data.c_str(),
+               a.model.c_str(), a.rec.precision.c_str(), (long long)rec.window(), (long long)rec.hop(), a.data.c_str(),
                a.subjects.empty() ? "all" : a.subjects.c_str());
   const deploy::ReplayResult r = deploy::replay(rec, raw, subjects, before);
 
@@ -280,11 +260,11 @@ int run(const ReplayArgs& a, CLI::App* cmd) {
   std::snprintf(head, sizeof head,
                 "%s, %s, %zu recordings (%.1f min) of subjects %s; window %lld, hop %lld (%.2f s), smooth %d (%s, "
                 "votes %d), min-confidence %.2f, hysteresis %d, %d thread%s\n",
-                a.model.c_str(), a.precision.c_str(), r.recordings.size(), r.duration_s / 60,
+                a.model.c_str(), a.rec.precision.c_str(), r.recordings.size(), r.duration_s / 60,
                 subj_str.empty() ? "all" : subj_str.c_str(), (long long)rec.window(), (long long)rec.hop(),
                 rec.hop() / raw.rate_hz, rec.options().smooth, deploy::smoothing_name(rec.options().method),
-                rec.options().votes, rec.options().min_confidence, rec.options().hysteresis, a.threads,
-                a.threads == 1 ? "" : "s");
+                rec.options().votes, rec.options().min_confidence, rec.options().hysteresis, a.rec.threads,
+                a.rec.threads == 1 ? "" : "s");
   std::printf("%s\n%s", head, table.c_str());
 
   const std::string out = a.out.empty() ? (fs::path(a.model).parent_path() / "replay").string() : a.out;
@@ -294,11 +274,11 @@ int run(const ReplayArgs& a, CLI::App* cmd) {
             {"model", a.model},
             {"data", a.data},
             {"subjects", subjects},
-            {"options", {{"precision", a.precision}, {"window", rec.window()}, {"hop", rec.hop()},
+            {"options", {{"precision", a.rec.precision}, {"window", rec.window()}, {"hop", rec.hop()},
                          {"smooth", rec.options().smooth}, {"method", deploy::smoothing_name(rec.options().method)},
                          {"votes", rec.options().votes}, {"min_confidence", rec.options().min_confidence},
-                         {"hysteresis", rec.options().hysteresis}, {"reject", a.reject},
-                         {"threads", a.threads}}},
+                         {"hysteresis", rec.options().hysteresis}, {"reject", a.rec.reject},
+                         {"threads", a.rec.threads}}},
             {"rate_hz", raw.rate_hz},
             {"class_names", names},
             {"causal", s.causal.to_json(names)},
@@ -311,7 +291,7 @@ int run(const ReplayArgs& a, CLI::App* cmd) {
   train::StreamMetrics tl_m(C, raw.rate_hz);
   tl_m.add(tl.truth, tl.pred);
   const std::string tl_name = fs::path(tl.source).filename().string();
-  const std::string title = tl_name + " (subject " + std::to_string(tl.subject) + "), " + a.precision + ", smooth " +
+  const std::string title = tl_name + " (subject " + std::to_string(tl.subject) + "), " + a.rec.precision + ", smooth " +
                             std::to_string(rec.options().smooth) + " " + deploy::smoothing_name(rec.options().method) +
                             ", hysteresis " + std::to_string(rec.options().hysteresis) + ": causal accuracy " +
                             fmt("%.3f", tl_m.accuracy()) + ", " + std::to_string(tl_m.pred_switches) + " switches for " +
@@ -366,23 +346,7 @@ Runner add_replay_command(CLI::App& app) {
   cmd->add_option("--model", a->model, "checkpoint (.safetensors)")->required();
   cmd->add_option("--data", a->data, "HAPT folder (RawData, or the folder holding it)")->required();
   cmd->add_option("--subjects", a->subjects, "subjects to replay, e.g. 2,4,9 (default: all)");
-  cmd->add_option("--hop", a->hop, "samples between classifications (0 = half a window)")->capture_default_str();
-  cmd->add_option("--smooth", a->smooth, "hops smoothed over (1 = none)")->capture_default_str();
-  cmd->add_option("--method", a->method, "smoothing: mean | vote")
-      ->check(CLI::IsMember({"mean", "vote"}))
-      ->capture_default_str();
-  cmd->add_option("--votes", a->votes, "vote: agreeing hops needed (0 = majority)")->capture_default_str();
-  cmd->add_option("--min-confidence", a->min_confidence, "smoothed (mean) or per-hop (vote) probability needed")
-      ->capture_default_str();
-  cmd->add_option("--hysteresis", a->hysteresis, "hops a new label must win in a row")->capture_default_str();
-  cmd->add_option("--reject", a->reject,
-                  "unknown (scored as none) below this smoothed top probability; -1 = the checkpoint's calibrated "
-                  "threshold (none when uncalibrated), 0 = never")
-      ->capture_default_str();
-  cmd->add_option("--precision", a->precision, "fp32 | int8")
-      ->check(CLI::IsMember({"fp32", "int8"}))
-      ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "threads (1 = the calling thread only)")->capture_default_str();
+  add_recognizer_options(cmd, a->rec);
   cmd->add_option("--out", a->out, "folder for replay.json, replay.md, timeline.png (default: <model folder>/replay)");
   cmd->add_option("--timeline", a->timeline, "recording to draw (part of its file name, e.g. exp05_user03; default: the first)");
   return [a, cmd]() -> int { return run(*a, cmd); };

@@ -34,11 +34,8 @@ using data::at;
 using data::Num;
 
 struct StreamArgs {
-  std::string model, input, input_format = "auto", format = "csv", precision = "fp32", method = "mean";
-  int64_t hop = 0;
-  int smooth = 1, votes = 0, hysteresis = 1, threads = 1;
-  float min_confidence = 0.0f;
-  float reject = -1.0f;
+  std::string model, input, input_format = "auto", format = "csv";
+  RecognizerArgs rec;
   double max_gap_s = 0;
   std::string csv_axes, csv_time, csv_time_unit = "ms", csv_delimiter = ",";
 };
@@ -442,16 +439,7 @@ class Writer {
 };
 
 int run(const StreamArgs& a) {
-  deploy::StreamOptions so;
-  so.precision = a.precision;
-  so.hop = a.hop;
-  so.smooth = a.smooth;
-  so.method = deploy::parse_smoothing(a.method);
-  so.votes = a.votes;
-  so.min_confidence = a.min_confidence;
-  so.reject = a.reject;
-  so.hysteresis = a.hysteresis;
-  so.threads = a.threads;
+  deploy::StreamOptions so = stream_options(a.rec);
   if (!(a.max_gap_s >= 0) || a.max_gap_s > 9e9) fail("--max-gap must be a number of seconds >= 0 (0 = never restart)");
   so.max_gap_ns = static_cast<int64_t>(std::llround(a.max_gap_s * 1e9));
   deploy::check_options(so);  // option errors before the checkpoint is read
@@ -498,6 +486,36 @@ int run(const StreamArgs& a) {
 
 }  // namespace
 
+void add_recognizer_options(CLI::App* cmd, RecognizerArgs& r) {
+  cmd->add_option("--hop", r.hop, "samples between classifications (default: half a window)");
+  cmd->add_option("--smooth", r.smooth, "hops the probabilities are smoothed over")->capture_default_str();
+  cmd->add_option("--method", r.method, "mean | vote")->capture_default_str();
+  cmd->add_option("--votes", r.votes, "vote: agreeing hops needed (default: a majority of --smooth)");
+  cmd->add_option("--reject", r.reject,
+                  "\"unknown\" below this smoothed probability; -1 = the checkpoint's calibrated threshold "
+                  "(harvit calibrate), 0 = never")
+      ->capture_default_str();
+  cmd->add_option("--min-confidence", r.min_confidence, "probability a label (mean) or a vote needs")
+      ->capture_default_str();
+  cmd->add_option("--hysteresis", r.hysteresis, "hops a new label must win in a row")->capture_default_str();
+  cmd->add_option("--precision", r.precision, "fp32 | int8")->capture_default_str();
+  cmd->add_option("--threads", r.threads, "1 = the calling thread only; more = the OpenMP pool")->capture_default_str();
+}
+
+deploy::StreamOptions stream_options(const RecognizerArgs& r) {
+  deploy::StreamOptions so;
+  so.precision = r.precision;
+  so.hop = r.hop;
+  so.smooth = r.smooth;
+  so.method = deploy::parse_smoothing(r.method);
+  so.votes = r.votes;
+  so.min_confidence = r.min_confidence;
+  so.reject = r.reject;
+  so.hysteresis = r.hysteresis;
+  so.threads = r.threads;
+  return so;
+}
+
 Runner add_stream_command(CLI::App& app) {
   auto a = std::make_shared<StreamArgs>();
   auto* cmd = app.add_subcommand("stream",
@@ -507,22 +525,10 @@ Runner add_stream_command(CLI::App& app) {
       ->required();
   cmd->add_option("--input-format", a->input_format, "auto | csv | wisdm | hapt (auto: - and .csv are csv, acc_*.txt hapt)")
       ->capture_default_str();
-  cmd->add_option("--hop", a->hop, "samples between classifications (default: half a window)");
-  cmd->add_option("--smooth", a->smooth, "hops the probabilities are smoothed over")->capture_default_str();
-  cmd->add_option("--method", a->method, "mean | vote")->capture_default_str();
-  cmd->add_option("--votes", a->votes, "vote: agreeing hops needed (default: a majority of --smooth)");
-  cmd->add_option("--reject", a->reject,
-                  "\"unknown\" below this smoothed probability; -1 = the checkpoint's calibrated threshold "
-                  "(harvit calibrate), 0 = never")
-      ->capture_default_str();
-  cmd->add_option("--min-confidence", a->min_confidence, "probability a label (mean) or a vote needs")
-      ->capture_default_str();
-  cmd->add_option("--hysteresis", a->hysteresis, "hops a new label must win in a row")->capture_default_str();
-  cmd->add_option("--precision", a->precision, "fp32 | int8")->capture_default_str();
+  add_recognizer_options(cmd, a->rec);
   cmd->add_option("--format", a->format, "output: csv | jsonl")->capture_default_str();
   cmd->add_option("--max-gap", a->max_gap_s, "seconds; a larger time gap (or a step back) restarts the window (0 = never)")
       ->capture_default_str();
-  cmd->add_option("--threads", a->threads, "1 = the calling thread only; more = the OpenMP pool")->capture_default_str();
   cmd->add_option("--csv-axes", a->csv_axes, "csv: axis columns (default: the checkpoint's axis names)");
   cmd->add_option("--csv-time", a->csv_time, "csv: time column");
   cmd->add_option("--csv-time-unit", a->csv_time_unit, "csv: s | ms | us | ns")->capture_default_str();
