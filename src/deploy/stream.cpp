@@ -18,7 +18,8 @@ Smoothing parse_smoothing(const std::string& s) {
 const char* smoothing_name(Smoothing s) { return s == Smoothing::Vote ? "vote" : "mean"; }
 
 namespace {
-StreamOptions checked(StreamOptions o, const std::string& checkpoint) {
+// The options, validated (before the checkpoint is read).
+const StreamOptions& checked(const StreamOptions& o) {
   if (o.precision != "fp32" && o.precision != "int8")
     fail("streaming runs fp32 or int8, not \"" + o.precision + "\" (bf16 GEMMs go through oneDNN primitives, which allocate per call)");
   if (o.hop < 0) fail("hop must be positive (0 = half a window), got " + std::to_string(o.hop));
@@ -34,12 +35,11 @@ StreamOptions checked(StreamOptions o, const std::string& checkpoint) {
   if (o.max_gap_ns < 0) fail("max_gap_ns must be >= 0 (0 = never restart)");
   if (o.queue < 1) fail("queue must hold at least 1 decision");
   if (o.threads < 1) fail("threads must be at least 1");
-  (void)checkpoint;
   return o;
 }
 }  // namespace
 
-void check_options(const StreamOptions& opt) { checked(opt, ""); }
+void check_options(const StreamOptions& opt) { checked(opt); }
 
 Smoother::Smoother(int64_t classes, const StreamOptions& opt, float reject)
     : C_(classes),
@@ -108,14 +108,14 @@ int32_t Smoother::update(const float* p) {
 }
 
 StreamRecognizer::StreamRecognizer(const std::string& checkpoint, const StreamOptions& opt)
-    : clf_(checkpoint, checked(opt, checkpoint).precision),
-      opt_(checked(opt, checkpoint)),
-      smoother_(clf_.classes(), opt_, opt_.reject < 0 ? clf_.threshold() : opt_.reject) {
-  T_ = clf_.window();
-  M_ = clf_.axes();
-  C_ = clf_.classes();
-  hop_ = opt_.hop ? opt_.hop : std::max<int64_t>(1, T_ / 2);
-  reject_ = opt_.reject < 0 ? clf_.threshold() : opt_.reject;
+    : clf_(checkpoint, checked(opt).precision),
+      opt_(opt),
+      T_(clf_.window()),
+      M_(clf_.axes()),
+      C_(clf_.classes()),
+      hop_(opt_.hop ? opt_.hop : std::max<int64_t>(1, T_ / 2)),
+      reject_(opt_.reject < 0 ? clf_.threshold() : opt_.reject),
+      smoother_(C_, opt_, reject_) {
   ring_.assign(T_ * M_, 0.0f);
   window_.assign(T_ * M_, 0.0f);
   q_.assign(opt_.queue, Decision{});
