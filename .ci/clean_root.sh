@@ -45,6 +45,14 @@ rm -rf "$root/work/main/.git"  # the project must not need git to build or test
 mkdir -p "$root/work/shared"
 cp -a "$shared/." "$root/work/shared/"  # the contents, also where ../shared is a symbolic link
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The machine's network setup, as a fresh machine here has it (like resolv.conf): extra CA
+# certificates (an egress proxy's; the ca-certificates package merges them into the system bundle
+# when deps.sh installs it) and npm's global config naming that bundle. Packages are not copied.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
+if [ -f /etc/npmrc ]; then cp /etc/npmrc "$root/etc/npmrc"; fi
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount -t tmpfs tmpfs "$root/dev/shm"

@@ -19,6 +19,7 @@ case "${1:-}" in
               # Only where missing: a node from elsewhere (e.g. NodeSource's, npm bundled) is kept.
               command -v node >/dev/null || pkgs+=(nodejs)
               command -v npm >/dev/null || pkgs+=(npm)
+              pkgs+=(ca-certificates)  # npm's registry is https; nodejs only recommends it
               if [ "${1:-}" = "--bench" ]; then
                 pkgs+=(libopenblas0-openmp)
               fi ;;
