@@ -8,6 +8,7 @@
 set -euo pipefail
 H=$1
 DATA=$2/uci-hapt
+PY=${3:-python3}  # Debian's (tests/CMakeLists.txt: HARVIT_PYTHON3), where python3-onnx installs
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail() { echo "trust_cli: FAILED: $*" >&2; exit 1; }
@@ -25,7 +26,7 @@ grep -q "^temperature [0-9.]* (fitted on 1319 validation windows" "$W/cal.log" |
 grep -q "^test (2996 windows): ECE" "$W/cal.log" || fail "no test ECE: $(cat "$W/cal.log")"
 [ "$(sha256sum "$W/vit/best.safetensors")" = "$sum" ] || fail "calibrate --out changed the input checkpoint"
 for f in reliability.png risk_coverage.png calibration.json; do [ -s "$W/rep/$f" ] || fail "$f missing"; done
-python3 - "$W/rep/calibration.json" "$W/cal.safetensors" <<'PY' || fail "calibration.json / metadata"
+"$PY" - "$W/rep/calibration.json" "$W/cal.safetensors" <<'PY' || fail "calibration.json / metadata"
 import json, struct, sys
 j = json.load(open(sys.argv[1]))
 assert 0.05 < j["temperature"] < 20 and 0 <= j["threshold"] <= 1, j
@@ -42,13 +43,13 @@ $H openset --model "$W/cal.safetensors" --data "$W/h6.bin" --unknown "$W/h12.bin
   || fail "openset: $(cat "$W/os.log")"
 grep -q "^2996 known test windows, 166 unknown" "$W/os.log" || fail "openset counts: $(cat "$W/os.log")"
 for s in "max softmax" energy "kNN distance" Mahalanobis; do grep -q "^$s" "$W/os.log" || fail "no $s row"; done
-python3 -c "
+"$PY" -c "
 import json,sys; j=json.load(open('$W/os/openset.json'))
 for k,v in j['scores'].items(): assert 0<=v['auroc']<=1 and 0<=v['detection_at_coverage']<=1, (k,v)
 assert j['unknown_classes']['Stand-to-lie']==49, j['unknown_classes']" || fail "openset.json"
 
 # a threshold of 1 makes everything unknown; --reject 0 turns rejection off
-python3 - "$W/cal.safetensors" "$W/all_unknown.safetensors" <<'PY'
+"$PY" - "$W/cal.safetensors" "$W/all_unknown.safetensors" <<'PY'
 import json, struct, sys
 b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n]); extra = json.loads(h["__metadata__"]["extra"])
@@ -66,8 +67,8 @@ $H predict --model "$W/all_unknown.safetensors" --input "$DATA" > "$W/p.csv" 2> 
 grep -q 'below the calibrated threshold ("unknown")' "$W/p.log" || fail "predict summary: $(cat "$W/p.log")"
 
 # ONNX export of a calibrated checkpoint: probabilities = softmax(logits / T), the threshold in the metadata
-if python3 -c "import onnx" 2> /dev/null && $H export --model "$W/cal.safetensors" --out "$W/cal.onnx" > /dev/null 2>&1; then
-  python3 - "$W/cal.onnx" "$W/rep/calibration.json" <<'PY' || fail "calibrated ONNX export"
+if "$PY" -c "import onnx" 2> /dev/null && $H export --model "$W/cal.safetensors" --out "$W/cal.onnx" > /dev/null 2>&1; then
+  "$PY" - "$W/cal.onnx" "$W/rep/calibration.json" <<'PY' || fail "calibrated ONNX export"
 import json, sys, onnx
 m = onnx.load(sys.argv[1]); j = json.load(open(sys.argv[2]))
 meta = {p.key: p.value for p in m.metadata_props}
@@ -85,7 +86,7 @@ fi
 $H replay --model "$W/cal.safetensors" --data "$DATA" --subjects 2 --precision int8 --smooth 3 --out "$W/rp" \
   > "$W/rp.log" 2>&1 || fail "replay: $(cat "$W/rp.log")"
 [ -s "$W/rp/timeline.png" ] && [ -s "$W/rp/replay.md" ] || fail "replay outputs: $(ls "$W/rp")"
-python3 - "$W/rp/replay.json" <<'PY' || fail "replay.json"
+"$PY" - "$W/rp/replay.json" <<'PY' || fail "replay.json"
 import json, sys
 j = json.load(open(sys.argv[1]))
 def find(o, key):
