@@ -232,14 +232,7 @@ std::vector<ExplainedWindow> explain_checkpoint(const std::string& ckpt_path, co
     fail("explain needs a ViT: " + ckpt_path + " holds a " + ck.model->kind() +
          " model, which has no attention to show");
   const auto& c = vit->config();
-  if (c.T != ds.T || c.M != ds.M)
-    fail(ckpt_path + ": model expects windows of " + std::to_string(c.T) + " x " + std::to_string(c.M) +
-         ", the data has " + std::to_string(ds.T) + " x " + std::to_string(ds.M));
-  if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
-    fail(ckpt_path + ": the model's classes differ from the data's");
-  if (!ck.meta.normalization.is_null() && ck.meta.normalization.contains("mean") &&
-      ck.meta.normalization["mean"].get<std::vector<float>>() != ds.mean)
-    fail(ckpt_path + ": the model was trained with other normalisation statistics than this data file's");
+  check_model_fits_data(ckpt_path, *vit, ck.meta, ds);
   const uint8_t split = opt.split == "test" ? data::kTest : opt.split == "val" ? data::kVal
                         : opt.split == "train" ? data::kTrain : 255;
   if (split == 255) fail("--split must be train, val or test, not '" + opt.split + "'");

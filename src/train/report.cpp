@@ -61,19 +61,24 @@ static std::string fmt(const char* f, double v) {
   return b;
 }
 
+void check_model_fits_data(const std::string& ckpt_path, const nn::Model& model, const nn::CheckpointMeta& meta,
+                           const data::Dataset& ds) {
+  if (model.T() != ds.T || model.M() != ds.M)
+    fail(ckpt_path + ": model expects windows of " + std::to_string(model.T()) + " x " + std::to_string(model.M()) +
+         ", the data has " + std::to_string(ds.T) + " x " + std::to_string(ds.M));
+  if (!meta.class_names.empty() && meta.class_names != ds.class_names)
+    fail(ckpt_path + ": the model's classes differ from the data's");
+  if (!meta.normalization.is_null() && meta.normalization.contains("mean") &&
+      meta.normalization["mean"].get<std::vector<float>>() != ds.mean)
+    fail(ckpt_path + ": the model was trained with other normalisation statistics than this data file's");
+}
+
 EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt) {
   auto ck = nn::load_checkpoint(ckpt_path);
   std::unique_ptr<nn::Model> converted;
   if (opt.convert) converted = opt.convert(*ck.model);
   nn::Model& model = converted ? *converted : *ck.model;
-  if (model.T() != ds.T || model.M() != ds.M)
-    fail(ckpt_path + ": model expects windows of " + std::to_string(model.T()) + " x " + std::to_string(model.M()) +
-         ", the data has " + std::to_string(ds.T) + " x " + std::to_string(ds.M));
-  if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
-    fail(ckpt_path + ": the model's classes differ from the data's");
-  if (!ck.meta.normalization.is_null() && ck.meta.normalization.contains("mean") &&
-      ck.meta.normalization["mean"].get<std::vector<float>>() != ds.mean)
-    fail(ckpt_path + ": the model was trained with other normalisation statistics than this data file's");
+  check_model_fits_data(ckpt_path, model, ck.meta, ds);
   uint8_t split = opt.split == "test" ? data::kTest : opt.split == "val" ? data::kVal : opt.split == "train" ? data::kTrain : 255;
   if (split == 255) fail("--split must be train, val or test");
   if (ds.count(split) == 0) fail(ds.name + ": the " + opt.split + " split is empty");

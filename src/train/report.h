@@ -10,6 +10,7 @@
 
 #include "data/dataset.h"
 #include "nn/model.h"
+#include "nn/checkpoint.h"
 #include "train/calibration.h"
 #include "train/metrics.h"
 
@@ -48,6 +49,10 @@ struct EvalResult {
   std::string text;      // the printed table
 };
 EvalResult evaluate_checkpoint(const std::string& ckpt_path, const data::Dataset& ds, const EvalOptions& opt);
+// Fails, naming ckpt_path, unless the model reads ds's windows: the window shape, the classes and
+// the normalisation statistics it was trained with (eval and explain check the same).
+void check_model_fits_data(const std::string& ckpt_path, const nn::Model& model, const nn::CheckpointMeta& meta,
+                           const data::Dataset& ds);
 
 // Runs a gnuplot script that writes `png` (the script is kept beside it as png.gp while it runs);
 // fails with a clear message if gnuplot is missing, reports an error or writes nothing.
