@@ -6,7 +6,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/comm.h"
 #include "deploy/stream.h"
+#include "nn/vit.h"
+#include "train/trainer.h"
 
 namespace harvit::cli {
 
@@ -23,6 +26,33 @@ struct RecognizerArgs {
 void add_recognizer_options(CLI::App* cmd, RecognizerArgs& r);
 // The StreamOptions they make (max_gap_ns and queue left at their defaults).
 deploy::StreamOptions stream_options(const RecognizerArgs& r);
+
+// The job's processes: MPI's world under mpirun (when built with MPI), else one process. Set by
+// main() before any subcommand runs.
+Comm& job_comm();
+
+// Comma-separated integers; errors name the option.
+std::vector<int32_t> parse_int_list(const std::string& s, const char* what);
+
+// What `train` and `cv` take to build and train a model (train_args.cpp).
+struct TrainArgs {
+  std::string model = "vit", channels = "64,128,128", recipe = "seed";
+  int64_t kernel = 5;
+  int threads = 0;
+  nn::VitConfig vit;
+  train::TrainOptions opt;
+  // {"model": "vit"|"cnn", ...} without T, M, C (taken from the data).
+  nlohmann::json model_config() const;
+  // Applies --recipe to opt, keeping the options given explicitly on `cmd`.
+  void resolve(CLI::App* cmd);
+};
+// --model --channels --kernel --recipe --epochs --batch --precision --lr --weight-decay
+// --step-size --gamma --seed --threads --schedule --warmup-epochs --label-smoothing
+// --class-weights --aug-* and the ViT's --P --D --H --A --L --hidden.
+void add_train_options(CLI::App* cmd, TrainArgs& a);
+// Threads for this process: `asked` if given (or OMP_NUM_THREADS set); else, with several ranks
+// on this machine, its cores shared among them; else 0 (all cores).
+int threads_for(const Comm& comm, int asked);
 
 Runner add_stream_command(CLI::App& app);  // stream_cmd.cpp: `harvit stream`
 Runner add_replay_command(CLI::App& app);  // replay_cmd.cpp: `harvit replay`

@@ -10,6 +10,9 @@
 #include <sstream>
 
 #include "commands.h"
+#ifdef HARVIT_HAVE_MPI
+#include "core/comm_mpi.h"
+#endif
 #include "core/cpu.h"
 #include "core/gemm.h"
 #include "data/dataset.h"
@@ -81,23 +84,6 @@ int cmd_info(const nn::Model& model) {
   return 0;
 }
 
-std::vector<int32_t> parse_int_list(const std::string& s, const char* what) {
-  std::vector<int32_t> out;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) {
-    if (tok.empty()) continue;
-    try {
-      size_t used = 0;
-      out.push_back(std::stoi(tok, &used));
-      if (used != tok.size()) throw std::invalid_argument(tok);
-    } catch (const std::exception&) {
-      fail(std::string(what) + ": '" + tok + "' is not an integer");
-    }
-  }
-  return out;
-}
-
 struct PrepareArgs {
   std::string dataset, data, out, split;
   data::SplitOptions so;
@@ -126,8 +112,8 @@ int cmd_prepare(PrepareArgs& a) {
                             [](const std::string& note) { std::printf("%s", note.c_str()); });
   if (a.split.empty()) a.split = ds.info.value("given_split", false) ? "given" : "subject";
   a.so.kind = a.split;
-  a.so.test_subjects = parse_int_list(a.test_subjects, "--test-subjects");
-  a.so.val_subjects = parse_int_list(a.val_subjects, "--val-subjects");
+  a.so.test_subjects = cli::parse_int_list(a.test_subjects, "--test-subjects");
+  a.so.val_subjects = cli::parse_int_list(a.val_subjects, "--val-subjects");
   apply_split(ds, a.so);
   fit_normalize(ds);
   save_dataset(a.out, ds);
@@ -139,11 +125,12 @@ int cmd_prepare(PrepareArgs& a) {
   return 0;
 }
 
-int cmd_train(const std::string& data_path, const nlohmann::json& model_cfg, train::TrainOptions opt) {
+int cmd_train(const std::string& data_path, const nlohmann::json& model_cfg, train::TrainOptions opt, Comm& comm) {
   auto ds = data::load_dataset(data_path);
   train::install_interrupt_handler();
-  auto res = train::train_model(ds, model_cfg, opt);
+  auto res = train::train_model(ds, model_cfg, opt, comm);
   if (res.interrupted) return 130 * (opt.max_steps == 0);
+  if (!comm.root()) return 0;
   std::printf("best validation accuracy %.4f at epoch %d: %s/best.safetensors\n", res.best_val_acc, res.best_epoch,
               opt.out_dir.c_str());
   return 0;
@@ -229,7 +216,16 @@ int cmd_eval(const std::string& model, const std::string& data_path, train::Eval
 
 }  // namespace
 
+namespace {
+Comm* g_world = &Comm::local();
+}
+Comm& cli::job_comm() { return *g_world; }
+
 int main(int argc, char** argv) {
+#ifdef HARVIT_HAVE_MPI
+  g_world = &mpi_world(&argc, &argv);  // MPI's world when started by mpirun, else one process
+#endif
+  Comm& world = *g_world;
   CLI::App app{"harvit: human activity recognition with a sensor Vision Transformer"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "harvit 0.1.0");
@@ -268,52 +264,16 @@ int main(int argc, char** argv) {
   prep->add_flag("--transitions", pa.transitions, "hapt: keep the 6 postural transitions as classes");
   add_csv_options(prep, pa.csv);
 
-  nn::VitConfig train_cfg;
-  train::TrainOptions to;
-  std::string train_data, train_model = "vit";
-  int train_threads = 0;
-  auto* tr = app.add_subcommand("train", "train a model on a prepared dataset (the seed's recipe by default)");
+  cli::TrainArgs ta;
+  std::string train_data;
+  ta.opt.out_dir = "runs/vit";
+  auto* tr = app.add_subcommand("train", "train a model on a prepared dataset (the seed's recipe by default); "
+                                         "under mpirun, data-parallel over the ranks");
   tr->add_option("--data", train_data, "dataset file from `harvit prepare`")->required();
-  tr->add_option("--model", train_model, "vit | cnn")->capture_default_str();
-  std::string train_channels = "64,128,128";
-  int64_t train_kernel = 5;
-  tr->add_option("--channels", train_channels, "cnn: channels of the conv layers")->capture_default_str();
-  tr->add_option("--kernel", train_kernel, "cnn: kernel size (odd)")->capture_default_str();
-  std::string train_recipe = "seed";
-  tr->add_option("--recipe", train_recipe,
-                 "seed: the seed's (default) | augmented: the recipe selected on WISDM validation "
-                 "(cosine, warm-up 2, label smoothing 0.1, weight decay 0.05, scale 0.2, jitter 0.1, "
-                 "shift 32, rotate 15); options given explicitly win")
-      ->check(CLI::IsMember(train::recipe_names()))
-      ->capture_default_str();
-  tr->add_option("--epochs", to.epochs)->capture_default_str();
-  tr->add_option("--batch", to.batch)->capture_default_str();
-  tr->add_option("--precision", to.precision,
-                 "fp32 | bf16 (mixed precision: bf16 GEMMs, fp32 master weights; needs AVX512-BF16)")
-      ->capture_default_str();
-  tr->add_option("--lr", to.lr)->capture_default_str();
-  tr->add_option("--weight-decay", to.weight_decay)->capture_default_str();
-  tr->add_option("--step-size", to.step_size, "StepLR step in epochs (default epochs/3)");
-  tr->add_option("--gamma", to.gamma, "StepLR factor")->capture_default_str();
-  tr->add_option("--seed", to.seed)->capture_default_str();
-  tr->add_option("--out", to.out_dir, "run folder")->capture_default_str();
-  tr->add_flag("--resume", to.resume, "continue the run in --out from its last checkpoint");
-  tr->add_option("--threads", train_threads, "threads (default: all cores)");
-  tr->add_option("--max-steps", to.max_steps, "stop (and save for --resume) after this many steps");
-  tr->add_option("--schedule", to.schedule, "step (StepLR, the seed's) | cosine (with --warmup-epochs)")->capture_default_str();
-  tr->add_option("--warmup-epochs", to.warmup_epochs, "linear warm-up before the cosine decay")->capture_default_str();
-  tr->add_option("--label-smoothing", to.label_smoothing, "cross-entropy label smoothing")->capture_default_str();
-  tr->add_option("--class-weights", to.class_weights, "none | balanced")->capture_default_str();
-  tr->add_option("--aug-scale", to.aug_scale, "augment: random per-axis scaling by up to this fraction")->capture_default_str();
-  tr->add_option("--aug-jitter", to.aug_jitter, "augment: Gaussian noise of this std (normalised units)")->capture_default_str();
-  tr->add_option("--aug-rotate", to.aug_rotate, "augment: random 3-D rotations up to this many degrees")->capture_default_str();
-  tr->add_option("--aug-shift", to.aug_shift, "augment: random circular time shift up to this many samples")->capture_default_str();
-  tr->add_option("--P", train_cfg.P, "patch length")->capture_default_str();
-  tr->add_option("--D", train_cfg.D, "embedding width")->capture_default_str();
-  tr->add_option("--H", train_cfg.H, "heads")->capture_default_str();
-  tr->add_option("--A", train_cfg.A, "head width")->capture_default_str();
-  tr->add_option("--L", train_cfg.L, "blocks")->capture_default_str();
-  tr->add_option("--hidden", train_cfg.hidden, "dense tower width")->capture_default_str();
+  cli::add_train_options(tr, ta);
+  tr->add_option("--out", ta.opt.out_dir, "run folder")->capture_default_str();
+  tr->add_flag("--resume", ta.opt.resume, "continue the run in --out from its last checkpoint");
+  tr->add_option("--max-steps", ta.opt.max_steps, "stop (and save for --resume) after this many steps");
 
   std::string ev_model, ev_data, ev_out;
   train::EvalOptions eo;
@@ -362,7 +322,7 @@ int main(int argc, char** argv) {
       if (info_arch == "cnn") {
         info_cnn.T = info_cfg.T, info_cnn.M = info_cfg.M, info_cnn.C = info_cfg.C;
         info_cnn.channels.clear();
-        for (int32_t c : parse_int_list(info_channels, "--channels")) info_cnn.channels.push_back(c);
+        for (int32_t c : cli::parse_int_list(info_channels, "--channels")) info_cnn.channels.push_back(c);
         return cmd_info(nn::Cnn(info_cnn));
       }
       if (info_arch != "vit") fail("--arch must be vit or cnn");
@@ -377,22 +337,10 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("openset")) return run_openset();
     if (*pc) return cmd_predict(pr);
     if (*tr) {
-      set_num_threads(train_threads);
-      train::apply_recipe(train_recipe, to, [&](const std::string& name) { return tr->get_option(name)->count() > 0; });
-      to.command = command;
-      nlohmann::json mc;
-      if (train_model == "vit") {
-        mc = train_cfg.to_json();
-      } else if (train_model == "cnn") {
-        nn::CnnConfig cc;
-        cc.channels.clear();
-        for (int32_t c : parse_int_list(train_channels, "--channels")) cc.channels.push_back(c);
-        cc.kernel = train_kernel;
-        mc = cc.to_json();
-      } else {
-        fail("--model must be vit or cnn, not '" + train_model + "'");
-      }
-      return cmd_train(train_data, mc, to);
+      set_num_threads(cli::threads_for(world, ta.threads));
+      ta.resolve(tr);
+      ta.opt.command = command;
+      return cmd_train(train_data, ta.model_config(), ta.opt, world);
     }
     if (*ev) {
       set_num_threads(ev_threads);
@@ -402,6 +350,8 @@ int main(int argc, char** argv) {
       return cmd_eval(ev_model, ev_data, eo, ev_out, command);
     }
   } catch (const std::exception& e) {
+    // Under mpirun the other ranks may be waiting in a collective: end them all, saying why.
+    if (world.distributed()) world.abort(e.what());
     std::fprintf(stderr, "harvit: error: %s\n", e.what());
     return 1;
   }

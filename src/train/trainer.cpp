@@ -116,6 +116,30 @@ Predictions predict_split(nn::Model& model, const data::Dataset& ds, uint8_t spl
 
 // ---- identity, state files -----------------------------------------------------------------
 
+namespace {
+json state_json(const TrainState& st) {
+  json hist = json::array();
+  for (auto& e : st.history) hist.push_back(e.to_json());
+  return {{"epoch", st.epoch}, {"step", st.step}, {"epoch_rng", st.epoch_rng}, {"run_loss", st.run_loss},
+          {"run_correct", st.run_correct}, {"run_seen", st.run_seen}, {"history", hist},
+          {"best_epoch", st.best_epoch}, {"best_val_acc", st.best_val_acc}};
+}
+
+TrainState state_from_json(const json& st) {
+  TrainState s;
+  s.epoch = st.at("epoch");
+  s.step = st.at("step");
+  s.epoch_rng = st.at("epoch_rng").get<std::vector<uint64_t>>();
+  s.run_loss = st.at("run_loss");
+  s.run_correct = st.at("run_correct");
+  s.run_seen = st.at("run_seen");
+  for (auto& e : st.at("history")) s.history.push_back(EpochRecord::from_json(e));
+  s.best_epoch = st.at("best_epoch");
+  s.best_val_acc = st.at("best_val_acc");
+  return s;
+}
+}  // namespace
+
 RunIdentity RunIdentity::of(const data::Dataset& ds, const TrainOptions& opt) {
   RunIdentity id;
   id.data = ds.name + ":" + std::to_string(ds.size()) + ":" + std::to_string(ds.count(data::kTrain));
@@ -140,15 +164,12 @@ void save_train_state(const std::string& dir, const TrainState& st, const nn::Mo
   }
   w.set_metadata("optimizer_steps", std::to_string(adam.steps()));
   w.write(last_optimizer_path(dir));
-  json hist = json::array();
-  for (auto& e : st.history) hist.push_back(e.to_json());
+  json ts = state_json(st);
+  ts["optimizer_steps"] = adam.steps();
+  ts["data"] = id.data;
+  ts["options"] = id.options;
   nn::CheckpointMeta lm = id.meta;
-  lm.extra = {{"command", id.command},
-              {"train_state", {{"epoch", st.epoch}, {"step", st.step}, {"epoch_rng", st.epoch_rng},
-                               {"optimizer_steps", adam.steps()}, {"run_loss", st.run_loss},
-                               {"run_correct", st.run_correct}, {"run_seen", st.run_seen}, {"history", hist},
-                               {"best_epoch", st.best_epoch}, {"best_val_acc", st.best_val_acc}, {"data", id.data},
-                               {"options", id.options}}}};
+  lm.extra = {{"command", id.command}, {"train_state", ts}};
   nn::save_checkpoint(last_checkpoint_path(dir), model, lm);
 }
 
@@ -177,16 +198,7 @@ TrainState load_train_state(const std::string& dir, nn::Model& model, optim::Ada
     }
   }
   adam.set_steps(st.at("optimizer_steps"));
-  TrainState s;
-  s.epoch = st.at("epoch");
-  s.step = st.at("step");
-  s.epoch_rng = st.at("epoch_rng").get<std::vector<uint64_t>>();
-  s.run_loss = st.at("run_loss");
-  s.run_correct = st.at("run_correct");
-  s.run_seen = st.at("run_seen");
-  for (auto& e : st.at("history")) s.history.push_back(EpochRecord::from_json(e));
-  s.best_epoch = st.at("best_epoch");
-  s.best_val_acc = st.at("best_val_acc");
+  TrainState s = state_from_json(st);
   return s;
 }
 
@@ -194,13 +206,40 @@ TrainState load_train_state(const std::string& dir, nn::Model& model, optim::Ada
 
 namespace {
 // Checks what can be checked before anything is built; returns the options unchanged.
-const TrainOptions& checked(const data::Dataset& ds, const TrainOptions& opt) {
+const TrainOptions& checked(const data::Dataset& ds, const TrainOptions& opt, const Comm& comm) {
   if (opt.epochs <= 0 || opt.batch <= 0) fail("epochs and batch must be positive");
   if (ds.count(data::kTrain) == 0) fail(ds.name + ": no training windows");
   if (ds.count(data::kVal) == 0) fail(ds.name + ": no validation windows (prepare the data with a validation part)");
   if (ds.mean.empty()) fail(ds.name + ": the data is not normalised (prepare it with `harvit prepare`)");
-  fs::create_directories(opt.out_dir);
+  if (opt.batch < comm.size())
+    fail("--batch " + std::to_string(opt.batch) + " is smaller than the " + std::to_string(comm.size()) +
+         " ranks: every rank needs a share of every batch");
+  if (comm.root()) fs::create_directories(opt.out_dir);
   return opt;
+}
+
+// Rank 0's model weights, AdamW state and run state to every rank, after checking that every rank
+// read the same data with the same options (a rank started on another file would silently train
+// a different model).
+void sync_from_root(TrainSession& s) {
+  Comm& comm = *s.comm;
+  std::string mine = s.id.data + "\n" + s.id.options.dump() + "\n" + s.model->config_json().dump(), root = mine;
+  comm.broadcast(root);
+  int64_t differs = mine != root;
+  comm.allreduce_max(&differs, 1);
+  if (differs)
+    fail("the ranks were not started on the same data and options (rank " + std::to_string(comm.rank()) + ": " +
+         s.id.data + "; rank 0: " + root.substr(0, root.find('\n')) + ")");
+  nn::ParamSlab& p = s.model->params();
+  comm.broadcast(p.values(), p.count() * int64_t(sizeof(float)));
+  comm.broadcast(s.adam.m().data(), int64_t(s.adam.m().size() * sizeof(float)));
+  comm.broadcast(s.adam.v().data(), int64_t(s.adam.v().size() * sizeof(float)));
+  int64_t steps = s.adam.steps();
+  comm.broadcast(&steps, sizeof steps);
+  s.adam.set_steps(steps);
+  std::string st = state_json(s.state).dump();
+  comm.broadcast(st);
+  s.state = state_from_json(json::parse(st));
 }
 
 std::unique_ptr<nn::Model> model_for(const data::Dataset& ds, json cfg) {
@@ -211,9 +250,10 @@ std::unique_ptr<nn::Model> model_for(const data::Dataset& ds, json cfg) {
 }
 }  // namespace
 
-TrainSession::TrainSession(const data::Dataset& d, json model_cfg, const TrainOptions& o)
-    : ds(&d),
-      opt(checked(d, o)),
+TrainSession::TrainSession(const data::Dataset& d, json model_cfg, const TrainOptions& o, Comm& c)
+    : comm(&c),
+      ds(&d),
+      opt(checked(d, o, c)),
       id(RunIdentity::of(d, o)),
       train_idx(d.indices(data::kTrain)),
       steps_per_epoch((static_cast<int64_t>(train_idx.size()) + o.batch - 1) / o.batch),
@@ -226,17 +266,17 @@ TrainSession::TrainSession(const data::Dataset& d, json model_cfg, const TrainOp
   state.epoch_rng = rng.state();
   if (opt.aug_rotate > 0 && d.M % 3) fail("--aug-rotate needs the axes in groups of 3 (x, y, z), the data has " + std::to_string(d.M));
   const int64_t C = model->C();
-  std::vector<float> weights;
   if (opt.class_weights == "balanced") {
     std::vector<int64_t> n(C, 0);
     for (int64_t i : train_idx) n[d.y[i]]++;
     const double total = static_cast<double>(train_idx.size());
-    for (int64_t c = 0; c < C; ++c) weights.push_back(n[c] ? static_cast<float>(total / (C * n[c])) : 0.0f);
+    for (int64_t c = 0; c < C; ++c) class_weights.push_back(n[c] ? static_cast<float>(total / (C * n[c])) : 0.0f);
   } else if (opt.class_weights != "none") {
     fail("--class-weights must be none or balanced");
   }
-  model->set_loss_options(static_cast<float>(opt.label_smoothing), weights);
-  if (opt.resume) state = load_train_state(opt.out_dir, *model, adam, id);
+  model->set_loss_options(static_cast<float>(opt.label_smoothing), class_weights);
+  if (opt.resume && comm->root()) state = load_train_state(opt.out_dir, *model, adam, id);
+  if (comm->distributed()) sync_from_root(*this);
   const nn::Precision precision = nn::parse_precision(opt.precision);
   if (precision == nn::Precision::Int8) fail("--precision int8 is for inference (eval, predict); train in fp32 or bf16");
   model->set_precision(precision);  // after the weights are final (init or resume): bf16 rounds them now
@@ -264,28 +304,66 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
   if (first == 0) st.run_loss = 0, st.run_correct = 0, st.run_seen = 0;
   std::vector<float> x;
   std::vector<int32_t> y;
+  Comm& comm = *s.comm;
+  const bool dist = comm.distributed();
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  const auto weight = [&](const int32_t* labels, int64_t n) {  // the loss's normaliser for these labels
+    if (s.class_weights.empty()) return double(n);
+    double w = 0;
+    for (int64_t b = 0; b < n; ++b) w += s.class_weights[labels[b]];
+    return w;
+  };
   for (int64_t step = first; step < spe; ++step) {
     st.step = step;
-    if (stop && stop()) return es;  // complete = false; the state names this step
+    int64_t stop_now = stop && stop();
+    if (dist) {  // every rank stops before the same step, whichever rank was asked
+      const auto tc = std::chrono::steady_clock::now();
+      comm.allreduce_max(&stop_now, 1);
+      es.comm_seconds += seconds_since(tc);
+    }
+    if (stop_now) return es;  // complete = false; the state names this step
     const int64_t B = std::min<int64_t>(opt.batch, n_train - step * opt.batch);
     gather(ds, perm.data() + step * opt.batch, B, x, y);
-    if (augment) {
+    if (augment) {  // the whole global batch, on every rank: the shares are then those of one process
       Rng arng = data::augment_rng(opt.seed, epoch, step);
       data::augment_windows(x.data(), B, ds.T, ds.M, opt.augment(), arng);
     }
+    // This rank's share of the batch: [lo, hi)
+    const int64_t lo = B * comm.rank() / comm.size(), hi = B * (comm.rank() + 1) / comm.size(), n = hi - lo;
     es.lr = s.schedule.lr(epoch, step);
     model.params().zero_grad();
-    const float* logits = model.forward(x.data(), B);
-    const float loss = model.loss(y.data());
-    for (int64_t b = 0; b < B; ++b) st.run_correct += argmax(logits + b * C, C) == y[b];
-    model.backward(y.data());
+    double loss_sum = 0, correct = 0;
+    if (n > 0) {
+      const float* logits = model.forward(x.data() + lo * ds.T * ds.M, n);
+      loss_sum = double(model.loss(y.data() + lo)) * n;
+      for (int64_t b = 0; b < n; ++b) correct += argmax(logits + b * C, C) == y[lo + b];
+      model.backward(y.data() + lo);
+    }
+    if (dist) {
+      // d(batch loss) = sum over shares of (share's normaliser / batch's) * d(share's mean loss)
+      const double w_all = weight(y.data(), B);
+      if (n > 0) {
+        const float f = static_cast<float>(weight(y.data() + lo, n) / w_all);
+        float* g = model.params().grads();
+        for (int64_t i = 0, m = model.params().count(); i < m; ++i) g[i] *= f;
+      }
+      const auto tc = std::chrono::steady_clock::now();
+      comm.allreduce_sum(model.params().grads(), model.params().count());
+      double sums[2] = {loss_sum, correct};
+      comm.allreduce_sum(sums, 2);
+      es.comm_seconds += seconds_since(tc);
+      loss_sum = sums[0], correct = sums[1];
+    }
     s.adam.step(model.params().values(), model.params().grads(), es.lr);
     model.params_changed();
-    st.run_loss += double(loss) * B;
+    st.run_correct += static_cast<int64_t>(correct);
+    st.run_loss += loss_sum;
     st.run_seen += B;
     ++s.steps_run;
     if (progress) {
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double el = seconds_since(t0);
       const double wps = (step - first + 1) * double(opt.batch) / std::max(el, 1e-9);
       const double left = ((opt.epochs - epoch - 1) * double(n_train) + (spe - step - 1) * double(opt.batch)) / wps;
       std::printf("\repoch %d/%d  step %lld/%lld  loss %.4f  %.0f win/s  ETA %s   ", epoch + 1, opt.epochs,
@@ -305,11 +383,23 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
   return es;
 }
 
-Validation validate(nn::Model& model, const data::Dataset& ds, uint8_t split, int64_t batch) {
-  auto p = predict_split(model, ds, split, batch);
-  int64_t correct = 0;
-  for (size_t i = 0; i < p.truth.size(); ++i) correct += p.truth[i] == p.pred[i];
-  return {p.loss, double(correct) / p.truth.size()};
+Validation validate(nn::Model& model, const data::Dataset& ds, uint8_t split, int64_t batch, Comm& comm) {
+  std::vector<int64_t> idx = ds.indices(split);
+  const int64_t N = static_cast<int64_t>(idx.size());
+  const int64_t lo = N * comm.rank() / comm.size(), hi = N * (comm.rank() + 1) / comm.size();
+  const int64_t C = model.C();
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  double sums[2] = {0, 0};  // loss, correct
+  for (int64_t s = lo; s < hi; s += batch) {
+    const int64_t B = std::min<int64_t>(batch, hi - s);
+    gather(ds, idx.data() + s, B, x, y);
+    const float* logits = model.forward(x.data(), B);
+    sums[0] += double(model.loss(y.data())) * B;
+    for (int64_t b = 0; b < B; ++b) sums[1] += argmax(logits + b * C, C) == y[b];
+  }
+  comm.allreduce_sum(sums, 2);
+  return {N ? sums[0] / N : 0.0, N ? sums[1] / N : 0.0};
 }
 
 bool record_epoch(TrainState& st, const EpochRecord& rec) {
@@ -337,19 +427,25 @@ void write_history(const std::string& dir, const TrainState& st, const RunIdenti
 
 // ---- the CLI's loop --------------------------------------------------------------------------
 
-TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& opt) {
-  TrainSession s(ds, std::move(cfg), opt);
+TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& opt, Comm& comm) {
+  TrainSession s(ds, std::move(cfg), opt, comm);
   const std::string& dir = opt.out_dir;
+  const bool root = comm.root();  // rank 0 writes the files and speaks for the job
+  const bool tty = root && ::isatty(1);
+  const auto say = [&](const char* fmt, auto... args) {
+    if (!root) return;
+    std::printf(fmt, args...);
+    std::fflush(stdout);
+  };
   if (opt.resume)
-    std::printf("resuming from %s: epoch %d, step %lld\n", last_checkpoint_path(dir).c_str(), s.state.epoch + 1,
-                (long long)s.state.step);
-  const bool tty = ::isatty(1);
+    say("resuming from %s: epoch %d, step %lld\n", last_checkpoint_path(dir).c_str(), s.state.epoch + 1,
+        (long long)s.state.step);
   const auto t_start = std::chrono::steady_clock::now();
-  std::printf("training %s (%s) on %s: %lld train / %lld val windows, %d epochs x %lld steps (batch %lld), %d threads\n",
-              s.model->kind().c_str(), nn::precision_name(s.model->precision()), ds.name.c_str(),
-              (long long)s.train_idx.size(), (long long)ds.count(data::kVal), opt.epochs, (long long)s.steps_per_epoch,
-              (long long)opt.batch, num_threads());
-  std::fflush(stdout);
+  say("training %s (%s) on %s: %lld train / %lld val windows, %d epochs x %lld steps (batch %lld), %d threads%s%s\n",
+      s.model->kind().c_str(), nn::precision_name(s.model->precision()), ds.name.c_str(),
+      (long long)s.train_idx.size(), (long long)ds.count(data::kVal), opt.epochs, (long long)s.steps_per_epoch,
+      (long long)opt.batch, num_threads(), comm.distributed() ? " per rank, " : "",
+      comm.distributed() ? comm.describe().c_str() : "");
   auto result = [&](bool interrupted) {
     return TrainResult{s.state.history, s.state.best_epoch, s.state.best_val_acc, interrupted};
   };
@@ -357,11 +453,11 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
   while (s.state.epoch < opt.epochs) {
     const EpochStats es = train_epoch(s, stop, tty);
     if (!es.complete) {
-      save_train_state(dir, s.state, *s.model, s.adam, s.id);
+      if (root) save_train_state(dir, s.state, *s.model, s.adam, s.id);
       if (tty) std::printf("\n");
-      std::printf("%s: saved %s at epoch %d step %lld; continue with --resume\n",
-                  g_interrupted ? "interrupted" : "step limit reached", last_checkpoint_path(dir).c_str(),
-                  s.state.epoch + 1, (long long)s.state.step);
+      say("%s: saved %s at epoch %d step %lld; continue with --resume\n",
+          opt.max_steps && s.steps_run >= opt.max_steps ? "step limit reached" : "interrupted",
+          last_checkpoint_path(dir).c_str(), s.state.epoch + 1, (long long)s.state.step);
       return result(true);
     }
     EpochRecord rec;
@@ -369,22 +465,27 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
     rec.lr = es.lr;
     rec.train_loss = es.loss;
     rec.train_acc = es.acc;
-    const Validation val = validate(*s.model, ds);
+    const Validation val = validate(*s.model, ds, data::kVal, 256, comm);
     rec.val_loss = val.loss;
     rec.val_acc = val.acc;
     rec.seconds = es.seconds;
     rec.windows_per_s = es.windows_per_s;
     const bool best = record_epoch(s.state, rec);
-    if (best) save_best_checkpoint(dir, *s.model, s.id, rec);
-    save_train_state(dir, s.state, *s.model, s.adam, s.id);
+    if (root) {
+      if (best) save_best_checkpoint(dir, *s.model, s.id, rec);
+      save_train_state(dir, s.state, *s.model, s.adam, s.id);
+    }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     if (tty) std::printf("\r");
-    std::printf("epoch %3d/%d  lr %.2e  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  %.0f win/s  %s elapsed\n",
-                rec.epoch, opt.epochs, rec.lr, rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc,
-                best ? " *" : "  ", rec.windows_per_s, fmt_time(total).c_str());
-    std::fflush(stdout);
+    char comm_note[64] = "";
+    if (comm.distributed())
+      std::snprintf(comm_note, sizeof comm_note, "  allreduce %.1f ms/step",
+                    1e3 * es.comm_seconds / std::max<int64_t>(1, s.steps_per_epoch));
+    say("epoch %3d/%d  lr %.2e  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  %.0f win/s%s  %s elapsed\n",
+        rec.epoch, opt.epochs, rec.lr, rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc, best ? " *" : "  ",
+        rec.windows_per_s, comm_note, fmt_time(total).c_str());
   }
-  write_history(dir, s.state, s.id);
+  if (root) write_history(dir, s.state, s.id);
   return result(false);
 }
 

@@ -8,7 +8,15 @@
 //   validate          loss and accuracy on a split
 //   record_epoch      history and best model selection
 //   save_train_state / load_train_state   everything a bit-identical resume needs, in one place
-// train_model composes them into the CLI's loop. Schedules are in optim/schedule.h, the
+// train_model composes them into the CLI's loop.
+//
+// Data-parallel over the ranks of a Comm (mpirun): every rank holds the whole model and data,
+// draws the same permutation and augmentations, and takes its contiguous share of every global
+// batch; the shares' gradients, each weighted by its share of the batch's loss normaliser, are
+// summed with one allreduce over the flat gradient slab, and every rank applies the same AdamW
+// step, so N ranks compute what one process computes with the same global batch (up to the order
+// of the floating-point sums). Rank 0 alone writes files and prints; resume state is read by rank
+// 0 and broadcast; a stop (Ctrl-C on any rank, --max-steps) is agreed before every step. Schedules are in optim/schedule.h, the
 // augmentations in data/augment.h, the named recipes in train/recipes.h.
 #pragma once
 #include <cstdint>
@@ -19,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/comm.h"
 #include "core/rng.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -75,7 +84,8 @@ struct TrainResult {
 // Trains the model described by `model_cfg` ({"model": "vit" | "cnn", ...}; T, M and C are
 // taken from the data) on ds's train split: a TrainSession, then per epoch train_epoch, validate,
 // record_epoch, the best checkpoint and save_train_state; history.json at the end.
-TrainResult train_model(const data::Dataset& ds, nlohmann::json model_cfg, const TrainOptions& opt);
+TrainResult train_model(const data::Dataset& ds, nlohmann::json model_cfg, const TrainOptions& opt,
+                        Comm& comm = Comm::local());
 
 // ---- the pieces -------------------------------------------------------------------------------
 
@@ -117,9 +127,11 @@ TrainState load_train_state(const std::string& dir, nn::Model& model, optim::Ada
 
 // One run's moving parts. The constructor checks the data and options, builds the model (seeded
 // initialisation), AdamW, the schedule and the loss options, loads the last state when
-// opt.resume, and then sets the training precision.
+// opt.resume, and then sets the training precision. With several ranks, every rank must build
+// it (same data, same options: checked); rank 0 loads the resume state and the others receive it.
 struct TrainSession {
-  TrainSession(const data::Dataset& ds, nlohmann::json model_cfg, const TrainOptions& opt);
+  TrainSession(const data::Dataset& ds, nlohmann::json model_cfg, const TrainOptions& opt, Comm& comm = Comm::local());
+  Comm* comm;
   const data::Dataset* ds;
   TrainOptions opt;
   RunIdentity id;
@@ -130,6 +142,7 @@ struct TrainSession {
   optim::LrSchedule schedule;
   TrainState state;
   int64_t steps_run = 0;  // optimizer steps taken by this session (not counting resumed ones)
+  std::vector<float> class_weights;  // the loss's (empty: none)
 };
 
 struct EpochStats {
@@ -137,6 +150,7 @@ struct EpochStats {
   double lr = 0;          // the rate of the last step
   double loss = 0, acc = 0;  // over the epoch's steps (including those before a resume)
   double seconds = 0, windows_per_s = 0;
+  double comm_seconds = 0;  // in the gradient allreduce (and the step's stop agreement), this rank
 };
 // Runs epoch s.state.epoch from step s.state.step: a permutation of the training windows drawn
 // from state.epoch_rng, augmentations from data::augment_rng(seed, epoch, step), one AdamW step
@@ -148,8 +162,10 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop = {}, 
 struct Validation {
   double loss = 0, acc = 0;
 };
-// Mean loss and accuracy of `model` on the windows of `split` (no gradient).
-Validation validate(nn::Model& model, const data::Dataset& ds, uint8_t split = data::kVal, int64_t batch = 256);
+// Mean loss and accuracy of `model` on the windows of `split` (no gradient). With several ranks,
+// each predicts its share of the windows and the sums are reduced: every rank gets the result.
+Validation validate(nn::Model& model, const data::Dataset& ds, uint8_t split = data::kVal, int64_t batch = 256,
+                    Comm& comm = Comm::local());
 
 // Appends rec to the history; true (and the best updated) when its validation accuracy is above
 // the best so far (the first of equals wins).
