@@ -50,6 +50,26 @@ TEST(Augment, ShiftIsACircularRollWithinRange) {
   EXPECT_EQ(seen.size(), size_t(2 * S + 1));  // 200 draws reach every shift in [-3, 3]
 }
 
+// A shift wider than the window (the augmented recipe's 32 on 8-sample windows) is a roll by k
+// mod T: it used to index before the buffer for k < -T (heap corruption under the sanitizers).
+TEST(Augment, ShiftWiderThanTheWindowWraps) {
+  const int64_t B = 300, T = 8, M = 3, S = 32;
+  const auto x = noise(B * T * M, 2);
+  auto y = x;
+  Rng rng(5);
+  data::augment_windows(y.data(), B, T, M, {0, 0, 0, S}, rng);
+  for (int64_t b = 0; b < B; ++b) {
+    bool rolled = false;
+    for (int64_t k = 0; k < T && !rolled; ++k) {
+      bool ok = true;
+      for (int64_t t = 0; t < T && ok; ++t)
+        for (int64_t m = 0; m < M; ++m) ok &= y[(b * T + (t + k) % T) * M + m] == x[(b * T + t) * M + m];
+      rolled = ok;
+    }
+    ASSERT_TRUE(rolled) << "window " << b << " is not a circular roll of itself";
+  }
+}
+
 TEST(Augment, RotationTouchesWholeTriplesAndKeepsTheirNorms) {
   const int64_t B = 3, T = 8, M = 4;  // one triple and one axis left over
   const auto x = noise(B * T * M, 2);

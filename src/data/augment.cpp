@@ -12,9 +12,11 @@ void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const AugmentOpt
   for (int64_t b = 0; b < B; ++b) {
     float* w = x + b * T * M;
     if (o.shift > 0) {
-      const int64_t k = static_cast<int64_t>(rng.below(2 * o.shift + 1)) - o.shift;
+      // k mod T in [0, T): a shift larger than the window (the augmented recipe's 32 on short
+      // windows) wraps around instead of indexing before the buffer
+      const int64_t k = ((static_cast<int64_t>(rng.below(2 * o.shift + 1)) - o.shift) % T + T) % T;
       for (int64_t t = 0; t < T; ++t)
-        std::copy(w + t * M, w + (t + 1) * M, tmp.begin() + ((t + k + T) % T) * M);
+        std::copy(w + t * M, w + (t + 1) * M, tmp.begin() + ((t + k) % T) * M);
       std::copy(tmp.begin(), tmp.end(), w);
     }
     if (o.rotate > 0) {

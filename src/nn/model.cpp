@@ -34,6 +34,13 @@ LossOptions Model::loss_options() const {
   return {label_smoothing_, class_weights_.empty() ? nullptr : class_weights_.data()};
 }
 
+double Model::loss_weight(const int32_t* labels, int64_t n) const {
+  if (class_weights_.empty()) return static_cast<double>(n);
+  double w = 0;
+  for (int64_t b = 0; b < n; ++b) w += class_weights_[labels[b]];
+  return w;
+}
+
 float Model::loss(const int32_t* labels) {
   if (!logits_ptr_) fail("Model::loss called before forward");
   return softmax_cross_entropy_forward(probs_.data(), logits_ptr_, labels, B_, C(), loss_options());

@@ -43,6 +43,9 @@ class Model {
   // label smoothing / class weights as set by set_loss_options).
   float loss(const int32_t* labels);
   void set_loss_options(float label_smoothing, std::vector<float> class_weights);
+  // What loss() divides by for these labels: their class weights summed (n without weights). A
+  // batch cut into shares has loss = sum over shares of loss_share * weight_share / weight_all.
+  double loss_weight(const int32_t* labels, int64_t n) const;
   const float* probs() const { return probs_.data(); }
   // After loss: accumulates d(mean loss)/d(params) into params().grads().
   void backward(const int32_t* labels);

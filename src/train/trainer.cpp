@@ -266,6 +266,7 @@ TrainSession::TrainSession(const data::Dataset& d, json model_cfg, const TrainOp
   state.epoch_rng = rng.state();
   if (opt.aug_rotate > 0 && d.M % 3) fail("--aug-rotate needs the axes in groups of 3 (x, y, z), the data has " + std::to_string(d.M));
   const int64_t C = model->C();
+  std::vector<float> class_weights;
   if (opt.class_weights == "balanced") {
     std::vector<int64_t> n(C, 0);
     for (int64_t i : train_idx) n[d.y[i]]++;
@@ -309,12 +310,6 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
   const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
-  const auto weight = [&](const int32_t* labels, int64_t n) {  // the loss's normaliser for these labels
-    if (s.class_weights.empty()) return double(n);
-    double w = 0;
-    for (int64_t b = 0; b < n; ++b) w += s.class_weights[labels[b]];
-    return w;
-  };
   for (int64_t step = first; step < spe; ++step) {
     st.step = step;
     int64_t stop_now = stop && stop();
@@ -334,18 +329,19 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
     const int64_t lo = B * comm.rank() / comm.size(), hi = B * (comm.rank() + 1) / comm.size(), n = hi - lo;
     es.lr = s.schedule.lr(epoch, step);
     model.params().zero_grad();
-    double loss_sum = 0, correct = 0;
+    // batch loss = sum over shares of share loss * (share's loss normaliser / batch's); so is its
+    // gradient. One process: one share, the factor 1.
+    const double share = n > 0 ? model.loss_weight(y.data() + lo, n) / model.loss_weight(y.data(), B) : 0.0;
+    double loss_sum = 0, correct = 0;  // this share's part of (batch loss x B), its correct count
     if (n > 0) {
       const float* logits = model.forward(x.data() + lo * ds.T * ds.M, n);
-      loss_sum = double(model.loss(y.data() + lo)) * n;
+      loss_sum = double(model.loss(y.data() + lo)) * share * B;
       for (int64_t b = 0; b < n; ++b) correct += argmax(logits + b * C, C) == y[lo + b];
       model.backward(y.data() + lo);
     }
     if (dist) {
-      // d(batch loss) = sum over shares of (share's normaliser / batch's) * d(share's mean loss)
-      const double w_all = weight(y.data(), B);
       if (n > 0) {
-        const float f = static_cast<float>(weight(y.data() + lo, n) / w_all);
+        const float f = static_cast<float>(share);
         float* g = model.params().grads();
         for (int64_t i = 0, m = model.params().count(); i < m; ++i) g[i] *= f;
       }
@@ -390,16 +386,20 @@ Validation validate(nn::Model& model, const data::Dataset& ds, uint8_t split, in
   const int64_t C = model.C();
   std::vector<float> x;
   std::vector<int32_t> y;
-  double sums[2] = {0, 0};  // loss, correct
+  // The loss over the split is the loss of one batch of all of it: batch losses weighted by their
+  // loss normalisers (the window counts without class weights), whatever the batches and shares.
+  double sums[3] = {0, 0, 0};  // loss x normaliser, normaliser, correct
   for (int64_t s = lo; s < hi; s += batch) {
     const int64_t B = std::min<int64_t>(batch, hi - s);
     gather(ds, idx.data() + s, B, x, y);
     const float* logits = model.forward(x.data(), B);
-    sums[0] += double(model.loss(y.data())) * B;
-    for (int64_t b = 0; b < B; ++b) sums[1] += argmax(logits + b * C, C) == y[b];
+    const double w = model.loss_weight(y.data(), B);
+    sums[0] += double(model.loss(y.data())) * w;
+    sums[1] += w;
+    for (int64_t b = 0; b < B; ++b) sums[2] += argmax(logits + b * C, C) == y[b];
   }
-  comm.allreduce_sum(sums, 2);
-  return {N ? sums[0] / N : 0.0, N ? sums[1] / N : 0.0};
+  comm.allreduce_sum(sums, 3);
+  return {sums[1] > 0 ? sums[0] / sums[1] : 0.0, N ? sums[2] / N : 0.0};
 }
 
 bool record_epoch(TrainState& st, const EpochRecord& rec) {

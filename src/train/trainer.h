@@ -142,7 +142,6 @@ struct TrainSession {
   optim::LrSchedule schedule;
   TrainState state;
   int64_t steps_run = 0;  // optimizer steps taken by this session (not counting resumed ones)
-  std::vector<float> class_weights;  // the loss's (empty: none)
 };
 
 struct EpochStats {

@@ -1,0 +1,241 @@
+// Data-parallel training over MPI ranks (run by ctest as `mpirun -np 2 test_mpi`): N ranks sharing
+// every global batch compute what one process computes with the same batch, up to the order of
+// the floating-point sums; the ranks hold identical weights; stops are agreed; a distributed run
+// resumes bit for bit. Started without mpirun (one process) the tests skip, saying so.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "core/comm_mpi.h"
+#include "core/rng.h"
+#include "fixture_util.h"
+#include "nn/checkpoint.h"
+#include "nn/vit.h"
+#include "train/recipes.h"
+#include "train/trainer.h"
+
+using namespace harvit;
+namespace fs = std::filesystem;
+
+namespace {
+
+Comm* g_world = nullptr;
+
+// Three classes of sines on three axes (rotations need xyz triples), 8 subjects; unbalanced
+// (6:3:1), so that balanced class weights make a share's loss normaliser differ from its size.
+data::Dataset toy(int n = 240) {
+  data::Dataset ds;
+  ds.name = "toy3";
+  ds.T = 16;
+  ds.M = 3;
+  ds.class_names = {"slow", "mid", "fast"};
+  ds.axis_names = {"x", "y", "z"};
+  Rng rng(11);
+  for (int i = 0; i < n; ++i) {
+    const int c = i % 10 < 6 ? 0 : i % 10 < 9 ? 1 : 2;
+    const float phase = rng.uniform(0, 6.28f);
+    for (int t = 0; t < ds.T; ++t)
+      for (int m = 0; m < ds.M; ++m) ds.x.push_back(std::sin(phase + m + t * (0.3f + 0.6f * c)) + 0.2f * rng.normal());
+    ds.y.push_back(c);
+    ds.subject.push_back(i % 8);
+    ds.run.push_back(i);
+    ds.pos.push_back(0);
+    ds.split.push_back(i % 8 == 7 ? data::kTest : i % 8 == 6 ? data::kVal : data::kTrain);
+  }
+  ds.info = {{"given_split", false}};
+  data::fit_normalize(ds);
+  return ds;
+}
+
+nlohmann::json small() {
+  nn::VitConfig c;
+  c.P = 4; c.D = 16; c.H = 2; c.A = 8; c.L = 2; c.hidden = 32;
+  return c.to_json();
+}
+
+// batch 50 over 180 training windows: 4 steps per epoch, the last one of 30 windows, so the
+// ranks' shares are 25/25 and 15/15 (and with 3 ranks 16/17/17, 10/10/10).
+train::TrainOptions opts(const std::string& recipe = "seed") {
+  train::TrainOptions o;
+  o.epochs = 3;
+  o.batch = 50;
+  o.lr = 3e-3;
+  o.seed = 5;
+  train::apply_recipe(recipe, o);
+  if (recipe != "seed") o.class_weights = "balanced", o.epochs = 3;
+  return o;
+}
+
+// A folder every rank names alike (rank 0's pid), removed at the end.
+std::string shared_dir(const std::string& name) {
+  int64_t pid = ::getpid();
+  g_world->broadcast(&pid, sizeof pid);
+  return (fs::temp_directory_path() / ("harvit_mpi_" + std::to_string(pid) + "_" + name)).string();
+}
+
+#define NEED_RANKS()                                                                                        \
+  if (!g_world->distributed()) GTEST_SKIP() << "needs several MPI ranks (ctest runs it under mpirun -np 2)"
+
+// Runs `steps` optimizer steps of a fresh session on `comm`.
+std::unique_ptr<train::TrainSession> run_steps(const data::Dataset& ds, const train::TrainOptions& o, Comm& comm,
+                                               int64_t steps) {
+  auto s = std::make_unique<train::TrainSession>(ds, small(), o, comm);
+  while (s->steps_run < steps && s->state.epoch < o.epochs)
+    train::train_epoch(*s, [&] { return s->steps_run >= steps; });
+  return s;
+}
+
+std::vector<float> of(const float* p, int64_t n) { return {p, p + n}; }
+
+// The largest difference between this rank's values and rank 0's, on every rank.
+double max_diff_to_root(const std::vector<float>& v) {
+  std::vector<float> root = v;
+  g_world->broadcast(root.data(), int64_t(root.size() * sizeof(float)));
+  double d = 0;
+  for (size_t i = 0; i < v.size(); ++i) d = std::max(d, double(std::fabs(v[i] - root[i])));
+  int64_t bits;
+  std::memcpy(&bits, &d, sizeof d);  // non-negative doubles order like their bit patterns
+  g_world->allreduce_max(&bits, 1);
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+class Distributed : public ::testing::TestWithParam<std::string> {};
+
+// The first step's gradient (after the allreduce) is the gradient of the whole global batch,
+// with the seed's recipe and with augmentation, label smoothing and balanced class weights
+// (whose loss normaliser is not the window count).
+TEST_P(Distributed, FirstGradientIsTheGlobalBatchs) {
+  NEED_RANKS();
+  const auto ds = toy();
+  const auto o = opts(GetParam());
+  auto dist = run_steps(ds, o, *g_world, 1);
+  auto one = run_steps(ds, o, Comm::local(), 1);
+  const int64_t n = one->model->params().count();
+  const auto d = test::compare(dist->model->params().grads(), one->model->params().grads(), n);
+  EXPECT_LE(d.rel(), 2e-6) << "max |g_ranks - g_one| " << d.max_abs << " of max |g| " << d.max_ref;
+  EXPECT_EQ(max_diff_to_root(of(dist->model->params().grads(), n)), 0.0) << "ranks hold different gradients";
+}
+
+// Parameters after 12 steps (3 epochs, uneven last batches, the schedule) agree with one process
+// (tolerances below), the ranks' weights and moments are bit-identical, and the epoch's loss and
+// accuracy are the whole batch's.
+TEST_P(Distributed, ParametersAfterStepsMatchOneProcess) {
+  NEED_RANKS();
+  const auto ds = toy();
+  const auto o = opts(GetParam());
+  auto dist = std::make_unique<train::TrainSession>(ds, small(), o, *g_world);
+  auto one = std::make_unique<train::TrainSession>(ds, small(), o, Comm::local());
+  for (int e = 0; e < o.epochs; ++e) {
+    const auto a = train::train_epoch(*dist), b = train::train_epoch(*one);
+    EXPECT_NEAR(a.loss, b.loss, 1e-5 * std::max(1.0, b.loss)) << "epoch " << e;
+    EXPECT_NEAR(a.acc, b.acc, 1.0 / 180 + 1e-12) << "epoch " << e;
+  }
+  ASSERT_EQ(dist->steps_run, 12);
+  const int64_t n = one->model->params().count();
+  const auto d = test::compare(dist->model->params().values(), one->model->params().values(), n);
+  // AdamW moves a parameter by ~lr * m / sqrt(v) per step whatever the gradient's size, so a
+  // parameter whose true gradient is zero (the attention keys' biases: adding one vector to every
+  // key shifts each query's scores by a constant, which softmax ignores) follows the sign of its
+  // rounding noise (~1e-11), which the summation order decides. Those are bounded by the steps
+  // taken; every parameter with a real gradient (sqrt(v) above 1e-3 x the median) must agree to
+  // 1e-5 (measured: 1.8e-6 with lr 3e-3, 12 steps).
+  const float* th_d = dist->model->params().values();
+  const float* th_1 = one->model->params().values();
+  std::vector<float> v = one->adam.v();
+  std::nth_element(v.begin(), v.begin() + n / 2, v.end());
+  const double floor = 1e-3 * std::sqrt(v[n / 2]);
+  double worst_real = 0, worst_noise = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double diff = std::fabs(th_d[i] - th_1[i]);
+    double& worst = std::sqrt(one->adam.v()[i]) > floor ? worst_real : worst_noise;
+    worst = std::max(worst, diff);
+  }
+  EXPECT_LE(worst_real, 1e-5) << "max |theta_ranks - theta_one| over parameters with a real gradient, 12 steps";
+  EXPECT_LE(worst_noise, 12 * o.lr * 1.01) << "a zero-gradient parameter moved more than the steps allow";
+  EXPECT_LE(d.max_abs, 12 * o.lr * 1.01);
+  EXPECT_EQ(max_diff_to_root(of(dist->model->params().values(), n)), 0.0) << "ranks hold different weights";
+  EXPECT_EQ(max_diff_to_root(dist->adam.v()), 0.0) << "ranks hold different AdamW moments";
+  // validation: the ranks' shares reduced = one process over all of it
+  const auto va = train::validate(*dist->model, ds, data::kVal, 7, *g_world);
+  const auto vb = train::validate(*dist->model, ds, data::kVal, 7);
+  EXPECT_NEAR(va.loss, vb.loss, 1e-6);
+  EXPECT_DOUBLE_EQ(va.acc, vb.acc);
+}
+
+INSTANTIATE_TEST_SUITE_P(Recipes, Distributed, ::testing::Values("seed", "augmented"));
+
+// A stop asked on one rank only stops every rank before the same step.
+TEST(DistributedStop, OneRankAskingStopsAll) {
+  NEED_RANKS();
+  const auto ds = toy();
+  train::TrainSession s(ds, small(), opts(), *g_world);
+  const auto es = train::train_epoch(s, [&] { return g_world->rank() == 1 && s.steps_run >= 2; });
+  EXPECT_FALSE(es.complete);
+  EXPECT_EQ(s.state.step, 2);
+  int64_t steps[1] = {s.steps_run};
+  int64_t most = steps[0];
+  g_world->allreduce_max(&most, 1);
+  EXPECT_EQ(steps[0], most) << "ranks ran different numbers of steps";
+}
+
+// Interrupted after 5 steps (inside epoch 2) and resumed: the same weights, history and best
+// checkpoint as the uninterrupted distributed run, bit for bit. Only rank 0 writes files.
+TEST(DistributedResume, BitIdenticalToUninterrupted) {
+  NEED_RANKS();
+  const auto ds = toy();
+  const std::string dir = shared_dir("resume");
+  auto full = opts("augmented");
+  full.out_dir = dir + "/full";
+  auto part = full;
+  part.out_dir = dir + "/part";
+  part.max_steps = 5;
+  const auto r_full = train::train_model(ds, small(), full, *g_world);
+  const auto r_part = train::train_model(ds, small(), part, *g_world);
+  EXPECT_TRUE(r_part.interrupted);
+  part.max_steps = 0;
+  part.resume = true;
+  const auto r_res = train::train_model(ds, small(), part, *g_world);
+  EXPECT_FALSE(r_res.interrupted);
+  ASSERT_EQ(r_res.history.size(), r_full.history.size());
+  for (size_t e = 0; e < r_full.history.size(); ++e) {
+    EXPECT_EQ(r_res.history[e].train_loss, r_full.history[e].train_loss) << "epoch " << e + 1;
+    EXPECT_EQ(r_res.history[e].val_acc, r_full.history[e].val_acc) << "epoch " << e + 1;
+  }
+  g_world->barrier();
+  if (g_world->root()) {
+    auto a = nn::load_checkpoint(full.out_dir + "/best.safetensors"), b = nn::load_checkpoint(part.out_dir + "/best.safetensors");
+    const auto d = test::compare(b.model->params().values(), a.model->params().values(), a.model->params().count());
+    EXPECT_EQ(d.max_abs, 0.0);
+  }
+  g_world->barrier();
+  if (g_world->root()) fs::remove_all(dir);
+}
+
+// Ranks started on different data refuse to train together (with a message naming both).
+TEST(DistributedChecks, DifferentDataOnARankIsAnError) {
+  NEED_RANKS();
+  const auto ds = toy(g_world->rank() == 0 ? 240 : 232);
+  try {
+    train::TrainSession s(ds, small(), opts(), *g_world);
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("not started on the same data"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_world = &mpi_world(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  // One report: the other ranks' listeners are removed (their failures still fail the run:
+  // mpirun returns a rank's non-zero status).
+  if (!g_world->root()) delete ::testing::UnitTest::GetInstance()->listeners().Release(
+      ::testing::UnitTest::GetInstance()->listeners().default_result_printer());
+  return RUN_ALL_TESTS();
+}
