@@ -60,5 +60,6 @@ Runner add_export_command(CLI::App& app);  // export_cmd.cpp: `harvit export`
 Runner add_explain_command(CLI::App& app);  // explain_cmd.cpp: `harvit explain`
 Runner add_calibrate_command(CLI::App& app);  // trust_cmd.cpp: `harvit calibrate`
 Runner add_openset_command(CLI::App& app);    // trust_cmd.cpp: `harvit openset`
+Runner add_cv_command(CLI::App& app);         // cv_cmd.cpp: `harvit cv`
 
 }  // namespace harvit::cli

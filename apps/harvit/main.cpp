@@ -310,6 +310,7 @@ int main(int argc, char** argv) {
   const cli::Runner run_explain = cli::add_explain_command(app);
   const cli::Runner run_calibrate = cli::add_calibrate_command(app);
   const cli::Runner run_openset = cli::add_openset_command(app);
+  const cli::Runner run_cv = cli::add_cv_command(app);
 
   try {
     app.parse(argc, argv);
@@ -335,6 +336,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("explain")) return run_explain();
     if (app.got_subcommand("calibrate")) return run_calibrate();
     if (app.got_subcommand("openset")) return run_openset();
+    if (app.got_subcommand("cv")) return run_cv();
     if (*pc) return cmd_predict(pr);
     if (*tr) {
       set_num_threads(cli::threads_for(world, ta.threads));

@@ -1,0 +1,267 @@
+// `harvit cv`: subject-wise cross-validation (train/cv.h). The folds are the unit of parallelism:
+// under mpirun they are spread over the ranks (the i-th fold to run on rank i % size) and the
+// results gathered to rank 0; without mpirun, --jobs N forks N worker processes on this machine,
+// worker j taking the i-th fold with i % N == j, and the parent aggregates from the fold folders.
+// Every fold is trained by one process, so the numbers do not depend on how they were spread.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "core/gemm.h"
+#include "core/tensor.h"
+#include "data/dataset.h"
+#include "train/cv.h"
+
+namespace harvit::cli {
+
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+struct CvArgs {
+  std::string data, out = "runs/cv", only;
+  train::CvOptions cv;
+  int jobs = 1;
+  TrainArgs ta;
+};
+
+// The command as typed (for cv.md and the checkpoints), quoted where a shell would need it.
+std::string command_line() {
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()), out, arg;
+  for (char c : raw) {
+    if (c) {
+      arg.push_back(c);
+      continue;
+    }
+    const bool quote = arg.empty() || arg.find_first_of(" \t'\"$\\") != std::string::npos;
+    out += (out.empty() ? "" : " ") + (quote ? "'" + arg + "'" : arg);
+    arg.clear();
+  }
+  return out;
+}
+
+void say(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+// The folds to run: all, or those of --only (1-based, each once, within 1..K).
+std::vector<int> selected_folds(const std::string& only, int K) {
+  std::vector<int> sel;
+  if (only.empty()) {
+    for (int k = 1; k <= K; ++k) sel.push_back(k);
+    return sel;
+  }
+  std::set<int> seen;
+  for (int32_t k : parse_int_list(only, "--only")) {
+    if (k < 1 || k > K)
+      fail("--only " + only + ": fold " + std::to_string(k) + " does not exist (the folds are 1.." + std::to_string(K) + ")");
+    if (seen.insert(k).second) sel.push_back(k);
+  }
+  if (sel.empty()) fail("--only '" + only + "': no fold named");
+  return sel;
+}
+
+// Forks `jobs` workers; worker j runs the i-th selected fold for i % jobs == j (1 thread unless
+// --threads). Waits for all of them (a worker that fails stops, the others finish their folds,
+// whose results are kept) and fails naming the folds that have no result.
+void run_workers(int jobs, const std::vector<int>& sel, int threads, const std::string& out_dir,
+                 const std::function<void(int)>& run_one) {
+  std::vector<pid_t> pids;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  for (int j = 0; j < jobs; ++j) {
+    const pid_t pid = ::fork();
+    if (pid < 0) fail(std::string("cv: cannot start worker process: ") + std::strerror(errno));
+    if (pid == 0) {  // the worker: OpenMP's threads start here, never in the parent before fork
+      int code = 0;
+      try {
+        set_num_threads(threads > 0 ? threads : 1);
+        for (size_t i = j; i < sel.size(); i += jobs) run_one(sel[i]);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "harvit cv: error in worker %d of %d: %s\n", j + 1, jobs, e.what());
+        code = 1;
+      }
+      std::fflush(stdout);
+      std::fflush(stderr);
+      std::_Exit(code);
+    }
+    pids.push_back(pid);
+  }
+  std::string failed;
+  for (int j = 0; j < jobs; ++j) {
+    int st = 0;
+    while (::waitpid(pids[j], &st, 0) < 0)
+      if (errno != EINTR) fail(std::string("cv: waiting for worker: ") + std::strerror(errno));
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
+    const std::string how = WIFEXITED(st) ? "exit status " + std::to_string(WEXITSTATUS(st))
+                                          : "killed by signal " + std::to_string(WTERMSIG(st));
+    std::string folds;
+    for (size_t i = j; i < sel.size(); i += jobs)
+      if (!fs::exists(train::fold_result_path(train::fold_dir(out_dir, sel[i]))))
+        folds += (folds.empty() ? "" : ", ") + std::to_string(sel[i]);
+    failed += (failed.empty() ? "" : "; ") + std::string("worker ") + std::to_string(j + 1) + " (" + how + ") left fold" +
+              (folds.find(',') == std::string::npos ? " " : "s ") + (folds.empty() ? "?" : folds) + " without a result";
+  }
+  if (!failed.empty())
+    fail("cv: " + failed + " (the worker's message is above; the folds that finished are kept: run the same command "
+         "again to train only the missing ones)");
+}
+
+int run_cv(CvArgs& a, CLI::App* cmd) {
+  Comm& comm = job_comm();
+  const auto t0 = std::chrono::steady_clock::now();
+  a.ta.resolve(cmd);
+  a.ta.opt.command = command_line();
+  const json model_cfg = a.ta.model_config();
+  if (a.jobs < 1) fail("--jobs must be at least 1, not " + std::to_string(a.jobs));
+  if (comm.distributed() && a.jobs > 1)
+    fail("--jobs forks worker processes on one machine; under mpirun the folds are spread over the ranks: drop --jobs");
+  const data::Dataset ds = data::load_dataset(a.data);
+  const auto folds = train::make_folds(ds, a.cv);
+  const int K = static_cast<int>(folds.size());
+  const auto sel = selected_folds(a.only, K);
+  std::vector<json> ids;
+  for (const auto& f : folds) ids.push_back(train::fold_identity(ds, a.cv, f, model_cfg, a.ta.opt));
+  fs::create_directories(a.out);
+  train::install_interrupt_handler();
+  if (comm.root())
+    say("cv: " + ds.name + ", " + std::to_string(train::cv_subjects(ds).size()) + " subjects, " + std::to_string(K) +
+        " folds (" + a.cv.folds + "), running " + std::to_string(sel.size()) + " of them; " + a.ta.model + ", " +
+        std::to_string(a.ta.opt.epochs) + " epochs, recipe " + a.ta.recipe + "; " +
+        (comm.distributed() ? comm.describe() : a.jobs > 1 ? std::to_string(a.jobs) + " worker processes" : "1 process") +
+        "; folds in " + a.out);
+
+  const auto run_one = [&](int k) {
+    const train::FoldSpec& f = folds[k - 1];
+    const std::string dir = train::fold_dir(a.out, k);
+    if (auto done = train::load_fold_result(dir, ids[k - 1])) {
+      char line[160];
+      std::snprintf(line, sizeof line, "fold %d: done before (%s): test accuracy %.4f, skipped", k,
+                    train::fold_result_path(dir).c_str(), done->accuracy);
+      say(line);
+      return *done;
+    }
+    try {
+      return train::run_fold(train::fold_dataset(ds, f), f, model_cfg, a.ta.opt, dir, ids[k - 1], say,
+                             train::interrupt_requested);
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      if (what.rfind("fold ", 0) == 0) throw;
+      fail("fold " + std::to_string(k) + ": " + what);
+    }
+  };
+
+  std::map<int, train::FoldResult> results;
+  if (comm.distributed()) {
+    set_num_threads(threads_for(comm, a.ta.threads));
+    json mine = json::array();
+    for (size_t i = comm.rank(); i < sel.size(); i += comm.size()) mine.push_back(run_one(sel[i]).to_json());
+    const auto all = comm.gather(mine.dump(), 0);
+    if (!comm.root()) return 0;
+    for (const auto& s : all)
+      for (const auto& j : json::parse(s)) {
+        auto r = train::FoldResult::from_json(j);
+        results.emplace(r.fold, std::move(r));
+      }
+  } else if (a.jobs > 1) {
+    const int jobs = std::min<int>(a.jobs, static_cast<int>(sel.size()));
+    run_workers(jobs, sel, a.ta.threads, a.out, [&](int k) { run_one(k); });
+    for (int k : sel) {
+      auto r = train::load_fold_result(train::fold_dir(a.out, k), ids[k - 1]);
+      if (!r) fail("fold " + std::to_string(k) + ": the worker ended without writing " +
+                   train::fold_result_path(train::fold_dir(a.out, k)));
+      results.emplace(k, std::move(*r));
+    }
+  } else {
+    set_num_threads(threads_for(comm, a.ta.threads));
+    for (int k : sel) results.emplace(k, run_one(k));
+  }
+  // Folds not run by this invocation (--only) count when an earlier one left their result.
+  for (int k = 1; k <= K; ++k) {
+    if (results.count(k)) continue;
+    try {
+      if (auto r = train::load_fold_result(train::fold_dir(a.out, k), ids[k - 1])) results.emplace(k, std::move(*r));
+    } catch (const std::exception& e) {
+      say(std::string("cv: leaving out ") + e.what());
+    }
+  }
+  std::vector<train::FoldResult> done;
+  for (auto& [k, r] : results) done.push_back(std::move(r));
+  const train::CvSummary sum = train::aggregate(std::move(done), K);
+
+  train::CvReportInfo info;
+  info.command = a.ta.opt.command;
+  info.data = a.data + " (" + ds.name + ")";
+  info.model = a.ta.model;
+  info.title = "harvit cv: " + a.ta.model + " on " + ds.name + ", " + (a.cv.folds == "loso" ? "LOSO" : a.cv.folds + " folds");
+  info.model_config = model_cfg;  // with the data's shape, as the fold models were built
+  info.model_config["T"] = ds.T, info.model_config["M"] = ds.M;
+  info.model_config["C"] = static_cast<int64_t>(ds.class_names.size());
+  info.options = a.ta.opt.to_json();
+  info.options["recipe"] = a.ta.recipe;
+  info.cv = {{"folds", a.cv.folds}, {"val_fraction", a.cv.val_fraction}, {"fold_seed", a.cv.fold_seed}};
+  info.class_names = ds.class_names;
+  info.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string md = train::write_cv_report(a.out, sum, info);
+  std::printf("\n%-6s %-24s %10s %10s %10s\n", "fold", "test subjects", "best ep.", "test acc", "macro-F1");
+  for (const auto& f : sum.folds) {
+    std::string subj;
+    for (size_t i = 0; i < f.test_subjects.size(); ++i) subj += (i ? "," : "") + std::to_string(f.test_subjects[i]);
+    if (subj.size() > 24) subj = subj.substr(0, 21) + "...";
+    std::printf("%-6d %-24s %10d %10.4f %10.4f\n", f.fold, subj.c_str(), f.best_epoch, f.accuracy, f.macro_f1);
+  }
+  std::printf("%zu of %d folds: accuracy %.4f +- %.4f, macro-F1 %.4f +- %.4f (mean +- sd over folds); pooled accuracy "
+              "%.4f, macro-F1 %.4f\n",
+              sum.folds.size(), K, sum.acc_mean, sum.acc_sd, sum.f1_mean, sum.f1_sd, sum.pooled.accuracy,
+              sum.pooled.f1_macro);
+  std::printf("hardest subjects:");
+  for (size_t i = 0; i < std::min<size_t>(5, sum.subjects.size()); ++i)
+    std::printf(" %d (%.3f)", sum.subjects[i].subject, sum.subjects[i].accuracy());
+  std::printf("\nreport: %s (wall time %.0f s)\n", md.c_str(), info.wall_seconds);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_cv_command(CLI::App& app) {
+  auto a = std::make_shared<CvArgs>();
+  auto* sc = app.add_subcommand(
+      "cv",
+      "subject-wise cross-validation: every subject tested once by a model selected on other subjects; mean +- sd, "
+      "per-subject accuracy, pooled confusion matrix. Folds whose OUT/fold-XX/result.json exists with the same data "
+      "and options are skipped, so running the same command again continues an interrupted run. Under mpirun the "
+      "folds are spread over the ranks; without it, --jobs N runs N worker processes");
+  sc->add_option("--data", a->data, "dataset file from `harvit prepare` (its split is ignored except dropped windows)")
+      ->required();
+  sc->add_option("--folds", a->cv.folds, "loso (one fold per subject) | K (K subject-grouped folds, seeded)")
+      ->capture_default_str();
+  sc->add_option("--out", a->out, "folder: OUT/fold-XX/ per fold, OUT/cv.md, cv.json, per_subject.png, confusion.png")
+      ->capture_default_str();
+  sc->add_option("--val-fraction", a->cv.val_fraction,
+                 "validation subjects: this fraction of each fold's non-test subjects (at least one)")
+      ->capture_default_str();
+  sc->add_option("--fold-seed", a->cv.fold_seed, "seed of the K-fold grouping and the validation subjects")
+      ->capture_default_str();
+  sc->add_option("--only", a->only, "run only these folds (1-based, comma-separated); the report covers every fold done");
+  sc->add_option("--jobs", a->jobs, "without mpirun: N worker processes on this machine (1 thread each unless --threads)")
+      ->capture_default_str();
+  add_train_options(sc, a->ta);
+  return [a, sc] { return run_cv(*a, sc); };
+}
+
+}  // namespace harvit::cli
