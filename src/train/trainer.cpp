@@ -228,8 +228,11 @@ void sync_from_root(TrainSession& s) {
   int64_t differs = mine != root;
   comm.allreduce_max(&differs, 1);
   if (differs)
-    fail("the ranks were not started on the same data and options (rank " + std::to_string(comm.rank()) + ": " +
-         s.id.data + "; rank 0: " + root.substr(0, root.find('\n')) + ")");
+    fail("the ranks were not started on the same data and options (" +
+         (mine != root ? "rank " + std::to_string(comm.rank()) + ": " + s.id.data + "; rank 0: " +
+                             root.substr(0, root.find('\n'))
+                       : std::string("another rank's differ from this rank's: ") + s.id.data) +
+         ")");
   nn::ParamSlab& p = s.model->params();
   comm.broadcast(p.values(), p.count() * int64_t(sizeof(float)));
   comm.broadcast(s.adam.m().data(), int64_t(s.adam.m().size() * sizeof(float)));
@@ -431,7 +434,9 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
   TrainSession s(ds, std::move(cfg), opt, comm);
   const std::string& dir = opt.out_dir;
   const bool root = comm.root();  // rank 0 writes the files and speaks for the job
-  const bool tty = root && ::isatty(1);
+  // The live progress line only on a terminal, and not under mpirun: OpenMPI gives its ranks a
+  // pseudo-terminal even when mpirun's own output goes to a file.
+  const bool tty = !comm.distributed() && ::isatty(1);
   const auto say = [&](const char* fmt, auto... args) {
     if (!root) return;
     std::printf(fmt, args...);
