@@ -2,7 +2,7 @@
 # Installs harvit's Debian 12 dependencies (skips apt when all are present).
 #   scripts/deps.sh            build + test dependencies (PyTorch for the reference, clang for fuzzing,
 #                              libonnx-dev for `harvit export`, python3-onnx and Node + onnxruntime-node
-#                              in bench/ort for the export's check)
+#                              in bench/ort for the export's check, OpenMPI for training over ranks)
 #   scripts/deps.sh --main     what the main job needs: build, train, evaluate, plot (no PyTorch)
 #   scripts/deps.sh --bench    the test dependencies and what bench/compare_torch needs (OpenBLAS)
 set -euo pipefail
@@ -14,7 +14,8 @@ pkgs=(build-essential cmake g++ make pkg-config xz-utils
 case "${1:-}" in
   --main) ;;
   ""|--bench) pkgs+=(python3 python3-numpy python3-torch clang libclang-rt-14-dev libomp-dev
-                    libonnx-dev libprotobuf-dev python3-onnx)
+                    libonnx-dev libprotobuf-dev python3-onnx
+                    openmpi-bin libopenmpi-dev)  # MPI: data-parallel training and cv over ranks
               # Node for ONNX Runtime (bench/ort: the export's test, the peer in bench/compare_torch).
               # Only where missing: a node from elsewhere (e.g. NodeSource's, npm bundled) is kept.
               command -v node >/dev/null || pkgs+=(nodejs)
