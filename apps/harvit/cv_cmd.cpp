@@ -54,6 +54,9 @@ std::string command_line() {
   return out;
 }
 
+// A fold that failed leaves its message here (removed when the fold is tried again).
+std::string error_path(const std::string& fold_dir) { return (fs::path(fold_dir) / "error.txt").string(); }
+
 void say(const std::string& line) {
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
@@ -82,6 +85,7 @@ std::vector<int> selected_folds(const std::string& only, int K) {
 void run_workers(int jobs, const std::vector<int>& sel, int threads, const std::string& out_dir,
                  const std::function<void(int)>& run_one) {
   std::vector<pid_t> pids;
+  for (int k : sel) fs::remove(error_path(train::fold_dir(out_dir, k)));
   std::fflush(stdout);
   std::fflush(stderr);
   for (int j = 0; j < jobs; ++j) {
@@ -110,16 +114,24 @@ void run_workers(int jobs, const std::vector<int>& sel, int threads, const std::
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
     const std::string how = WIFEXITED(st) ? "exit status " + std::to_string(WEXITSTATUS(st))
                                           : "killed by signal " + std::to_string(WTERMSIG(st));
-    std::string folds;
-    for (size_t i = j; i < sel.size(); i += jobs)
-      if (!fs::exists(train::fold_result_path(train::fold_dir(out_dir, sel[i]))))
-        folds += (folds.empty() ? "" : ", ") + std::to_string(sel[i]);
-    failed += (failed.empty() ? "" : "; ") + std::string("worker ") + std::to_string(j + 1) + " (" + how + ") left fold" +
-              (folds.find(',') == std::string::npos ? " " : "s ") + (folds.empty() ? "?" : folds) + " without a result";
+    // The fold that failed left error.txt; a worker that was killed left its current fold without
+    // a result.
+    std::string which = "?", why;
+    for (size_t i = j; i < sel.size(); i += jobs) {
+      const std::string dir = train::fold_dir(out_dir, sel[i]);
+      if (std::ifstream err{error_path(dir)}) {
+        which = std::to_string(sel[i]);
+        std::getline(err, why);
+        break;
+      }
+      if (which == "?" && !fs::exists(train::fold_result_path(dir))) which = std::to_string(sel[i]);
+    }
+    failed += (failed.empty() ? "" : "; ") + std::string("worker ") + std::to_string(j + 1) + " (" + how +
+              ") failed on fold " + which + (why.empty() ? "" : " (" + why + ")");
   }
   if (!failed.empty())
-    fail("cv: " + failed + " (the worker's message is above; the folds that finished are kept: run the same command "
-         "again to train only the missing ones)");
+    fail("cv: " + failed + "; the folds that finished are kept: run the same command again to train only the "
+         "missing ones");
 }
 
 int run_cv(CvArgs& a, CLI::App* cmd) {
@@ -149,20 +161,25 @@ int run_cv(CvArgs& a, CLI::App* cmd) {
   const auto run_one = [&](int k) {
     const train::FoldSpec& f = folds[k - 1];
     const std::string dir = train::fold_dir(a.out, k);
-    if (auto done = train::load_fold_result(dir, ids[k - 1])) {
-      char line[160];
-      std::snprintf(line, sizeof line, "fold %d: done before (%s): test accuracy %.4f, skipped", k,
-                    train::fold_result_path(dir).c_str(), done->accuracy);
-      say(line);
-      return *done;
-    }
+    std::error_code ec;
+    fs::remove(error_path(dir), ec);
     try {
+      if (auto done = train::load_fold_result(dir, ids[k - 1])) {
+        char line[160];
+        std::snprintf(line, sizeof line, "fold %d: done before (%s): test accuracy %.4f, skipped", k,
+                      train::fold_result_path(dir).c_str(), done->accuracy);
+        say(line);
+        return *done;
+      }
       return train::run_fold(train::fold_dataset(ds, f), f, model_cfg, a.ta.opt, dir, ids[k - 1], say,
                              train::interrupt_requested);
     } catch (const std::exception& e) {
-      const std::string what = e.what();
-      if (what.rfind("fold ", 0) == 0) throw;
-      fail("fold " + std::to_string(k) + ": " + what);
+      std::string what = e.what();
+      if (what.rfind("fold ", 0) != 0) what = "fold " + std::to_string(k) + ": " + what;
+      // For the parent of --jobs workers, and for whoever looks at the folder later.
+      fs::create_directories(dir, ec);
+      std::ofstream(error_path(dir)) << what << "\n";
+      fail(what);
     }
   };
 
