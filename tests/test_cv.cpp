@@ -210,6 +210,7 @@ TEST(CvAggregate, MeanSdPooledAndPerSubjectByHand) {
   f3.confusion = {2, 0, 0, 1};  // 3/3
   f1.accuracy = 0.75, f2.accuracy = 0.25, f3.accuracy = 1.0;
   f1.macro_f1 = 0.7, f2.macro_f1 = 0.2, f3.macro_f1 = 1.0;
+  f1.best_val_acc = 0.5, f2.best_val_acc = 0.7, f3.best_val_acc = 0.9;
   const auto s = train::aggregate({f3, f1, f2}, 4);
   EXPECT_EQ(s.total_folds, 4);
   ASSERT_EQ(s.folds.size(), 3u);
@@ -221,6 +222,8 @@ TEST(CvAggregate, MeanSdPooledAndPerSubjectByHand) {
   EXPECT_NEAR(s.f1_mean, 1.9 / 3, 1e-12);
   const double m = 1.9 / 3;
   EXPECT_NEAR(s.f1_sd, std::sqrt(((0.7 - m) * (0.7 - m) + (0.2 - m) * (0.2 - m) + (1 - m) * (1 - m)) / 2), 1e-12);
+  EXPECT_NEAR(s.val_mean, 0.7, 1e-12);
+  EXPECT_NEAR(s.val_sd, 0.2, 1e-12);
   EXPECT_EQ(s.pooled.confusion, (std::vector<int64_t>{7, 2, 3, 3}));
   EXPECT_EQ(s.pooled.n, 15);
   EXPECT_DOUBLE_EQ(s.pooled.accuracy, 10.0 / 15);

@@ -370,7 +370,7 @@ CvSummary aggregate(std::vector<FoldResult> folds, int total_folds) {
   if (folds.empty()) fail("cv: no fold results to aggregate");
   std::sort(folds.begin(), folds.end(), [](const FoldResult& a, const FoldResult& b) { return a.fold < b.fold; });
   const int64_t C = folds[0].C;
-  std::vector<double> acc, f1;
+  std::vector<double> acc, f1, val;
   std::vector<int64_t> pooled(C * C, 0);
   std::set<int32_t> seen;
   for (const auto& f : folds) {
@@ -378,6 +378,7 @@ CvSummary aggregate(std::vector<FoldResult> folds, int total_folds) {
                        std::to_string(folds[0].fold) + " " + std::to_string(C));
     acc.push_back(f.accuracy);
     f1.push_back(f.macro_f1);
+    val.push_back(f.best_val_acc);
     for (int64_t i = 0; i < C * C; ++i) pooled[i] += f.confusion[i];
     for (const auto& sr : f.subjects) {
       if (!seen.insert(sr.subject).second) fail("cv: subject " + std::to_string(sr.subject) + " is tested in two folds");
@@ -386,6 +387,7 @@ CvSummary aggregate(std::vector<FoldResult> folds, int total_folds) {
   }
   s.acc_mean = mean_of(acc), s.acc_sd = sd_of(acc);
   s.f1_mean = mean_of(f1), s.f1_sd = sd_of(f1);
+  s.val_mean = mean_of(val), s.val_sd = sd_of(val);
   std::vector<int32_t> truth, pred;  // the pooled matrix as labels, for compute_metrics
   for (int64_t t = 0; t < C; ++t)
     for (int64_t p = 0; p < C; ++p) {
@@ -420,6 +422,7 @@ json CvSummary::to_json(const std::vector<std::string>& class_names) const {
           {"folds_done", folds.size()},
           {"accuracy", {{"mean", acc_mean}, {"sd", acc_sd}}},
           {"macro_f1", {{"mean", f1_mean}, {"sd", f1_sd}}},
+          {"val_accuracy", {{"mean", val_mean}, {"sd", val_sd}}},
           {"pooled", pooled.to_json(class_names)},
           {"subject_accuracy", {{"mean", subject_acc_mean}, {"sd", subject_acc_sd}}},
           {"folds", fj},
@@ -501,8 +504,11 @@ std::string write_cv_report(const std::string& dir, const CvSummary& s, const Cv
      << "| pooled (all " << s.pooled.n << " test windows) | " << fmt("%.4f", s.pooled.accuracy) << " | "
      << fmt("%.4f", s.pooled.f1_macro) << " |\n"
      << "| per subject, mean +- sd over " << s.subjects.size() << " subjects | " << fmt("%.4f", s.subject_acc_mean)
-     << " +- " << fmt("%.4f", s.subject_acc_sd) << " | |\n\n"
-     << "sd is the sample standard deviation (n - 1) over folds. Training time summed over folds: "
+     << " +- " << fmt("%.4f", s.subject_acc_sd) << " | |\n"
+     << "| validation subjects (selected epochs), mean +- sd over folds | " << fmt("%.4f", s.val_mean) << " +- "
+     << fmt("%.4f", s.val_sd) << " | |\n\n"
+     << "sd is the sample standard deviation (n - 1) over folds. Choose recipes and models on the validation row, "
+        "not on the test rows. Training time summed over folds: "
      << fmt("%.0f", fold_seconds) << " s; this invocation's wall time: " << fmt("%.0f", info.wall_seconds) << " s.\n\n"
      << "## Folds\n\n| fold | test subjects | validation subjects | train / val / test windows | best epoch | val acc | "
         "test acc | macro-F1 | seconds |\n|---|---|---|---|---|---|---|---|---|\n";

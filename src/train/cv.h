@@ -117,6 +117,9 @@ struct CvSummary {
   std::vector<FoldResult> folds;  // by fold number
   int total_folds = 0;            // of the cross-validation (folds may be missing)
   double acc_mean = 0, acc_sd = 0, f1_mean = 0, f1_sd = 0;  // over folds; sd with n - 1 (0 for one fold)
+  // The selected epochs' accuracy on the folds' validation subjects: what a recipe or model is
+  // chosen on (the test subjects' figures above are reported, never chosen on).
+  double val_mean = 0, val_sd = 0;
   Metrics pooled;                 // every test window of every fold
   std::vector<SubjectResult> subjects;  // hardest first: accuracy ascending, then subject id
   double subject_acc_mean = 0, subject_acc_sd = 0;  // over subjects
