@@ -8,6 +8,35 @@
 
 namespace harvit::test {
 
+data::Dataset toy_sines(int n, int64_t M, const std::vector<int>& classes) {
+  static const float kFreq[] = {0.3f, 1.5f, 0.9f, 2.1f};
+  static const char* kNames[] = {"slow", "fast", "mid", "faster"};
+  data::Dataset ds;
+  ds.name = "toy";
+  ds.T = 16;
+  ds.M = M;
+  const int C = *std::max_element(classes.begin(), classes.end()) + 1;
+  for (int c = 0; c < C; ++c) ds.class_names.push_back(kNames[c]);
+  for (int64_t m = 0; m < M; ++m) ds.axis_names.push_back(std::string(1, char('a' + m)));
+  Rng rng(9);
+  for (int i = 0; i < n; ++i) {
+    const int c = classes[i % classes.size()];
+    const float phase = rng.uniform(0, 6.28f);
+    for (int t = 0; t < ds.T; ++t) {
+      ds.x.push_back(std::sin(phase + t * kFreq[c]) + 0.1f * rng.normal());
+      for (int64_t m = 1; m < M; ++m) ds.x.push_back(rng.normal());
+    }
+    ds.y.push_back(c);
+    ds.subject.push_back(i % 8);
+    ds.run.push_back(i);
+    ds.pos.push_back(0);
+    ds.split.push_back(i % 8 == 7 ? data::kTest : i % 8 == 6 ? data::kVal : data::kTrain);
+  }
+  ds.info = {{"given_split", false}};
+  data::fit_normalize(ds);
+  return ds;
+}
+
 std::string source_path(const std::string& rel) { return std::string(HARVIT_SOURCE_DIR) + "/" + rel; }
 
 void fixture_params(nn::Vit& model, uint64_t seed) {

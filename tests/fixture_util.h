@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "nn/vit.h"
 
 namespace harvit::test {
@@ -15,6 +16,13 @@ std::string source_path(const std::string& rel);  // path inside the source tree
 void fixture_params(nn::Vit& model, uint64_t seed);
 void fixture_batch(const nn::VitConfig& c, uint64_t seed, uint64_t stream, int64_t B,
                    std::vector<float>& x, std::vector<int32_t>& y);
+
+// A learnable toy dataset of n windows of 16 samples: window i has class classes[i % size]; class
+// c is a sine of frequency {0.3, 1.5, 0.9, 2.1}[c] rad/sample with a random phase plus N(0, 0.01)
+// on axis 0, and N(0, 1) on the other M - 1 axes. Subject i % 8; subject 7 is the test split, 6
+// validation, the rest training; normalised on the training windows. The defaults are the trainer
+// tests' two-class problem.
+data::Dataset toy_sines(int n, int64_t M = 2, const std::vector<int>& classes = {0, 1});
 
 // got against want, element by element. A NaN or inf on either side is a failure, never a
 // perfect match: it is counted in `nonfinite`, makes max_abs and rel() +inf, so any

@@ -27,29 +27,7 @@ Comm* g_world = nullptr;
 
 // Three classes of sines on three axes (rotations need xyz triples), 8 subjects; unbalanced
 // (6:3:1), so that balanced class weights make a share's loss normaliser differ from its size.
-data::Dataset toy(int n = 240) {
-  data::Dataset ds;
-  ds.name = "toy3";
-  ds.T = 16;
-  ds.M = 3;
-  ds.class_names = {"slow", "mid", "fast"};
-  ds.axis_names = {"x", "y", "z"};
-  Rng rng(11);
-  for (int i = 0; i < n; ++i) {
-    const int c = i % 10 < 6 ? 0 : i % 10 < 9 ? 1 : 2;
-    const float phase = rng.uniform(0, 6.28f);
-    for (int t = 0; t < ds.T; ++t)
-      for (int m = 0; m < ds.M; ++m) ds.x.push_back(std::sin(phase + m + t * (0.3f + 0.6f * c)) + 0.2f * rng.normal());
-    ds.y.push_back(c);
-    ds.subject.push_back(i % 8);
-    ds.run.push_back(i);
-    ds.pos.push_back(0);
-    ds.split.push_back(i % 8 == 7 ? data::kTest : i % 8 == 6 ? data::kVal : data::kTrain);
-  }
-  ds.info = {{"given_split", false}};
-  data::fit_normalize(ds);
-  return ds;
-}
+data::Dataset toy(int n = 240) { return test::toy_sines(n, 3, {0, 0, 0, 0, 0, 0, 1, 1, 1, 2}); }
 
 nlohmann::json small() {
   nn::VitConfig c;

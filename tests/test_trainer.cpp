@@ -24,31 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Two classes: a slow sine (class 0) or a fast one (class 1) on axis 0, noise on axis 1.
-data::Dataset toy(int n = 192) {
-  data::Dataset ds;
-  ds.name = "toy";
-  ds.T = 16;
-  ds.M = 2;
-  ds.class_names = {"slow", "fast"};
-  ds.axis_names = {"a", "b"};
-  Rng rng(9);
-  for (int i = 0; i < n; ++i) {
-    const int c = i % 2;
-    const float phase = rng.uniform(0, 6.28f);
-    for (int t = 0; t < ds.T; ++t) {
-      ds.x.push_back(std::sin(phase + t * (c ? 1.5f : 0.3f)) + 0.1f * rng.normal());
-      ds.x.push_back(rng.normal());
-    }
-    ds.y.push_back(c);
-    ds.subject.push_back(i % 8);
-    ds.run.push_back(i);
-    ds.pos.push_back(0);
-    ds.split.push_back(i % 8 == 7 ? data::kTest : i % 8 == 6 ? data::kVal : data::kTrain);
-  }
-  ds.info = {{"given_split", false}};
-  data::fit_normalize(ds);
-  return ds;
-}
+data::Dataset toy(int n = 192) { return test::toy_sines(n); }
 
 nlohmann::json small() {
   nn::VitConfig c;

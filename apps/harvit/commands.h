@@ -31,6 +31,10 @@ deploy::StreamOptions stream_options(const RecognizerArgs& r);
 // main() before any subcommand runs.
 Comm& job_comm();
 
+// The command line as typed (for reports and checkpoints), each argument quoted where a shell
+// would need it (read from /proc/self/cmdline, so it is right wherever it is asked).
+std::string command_line();
+
 // Comma-separated integers; errors name the option.
 std::vector<int32_t> parse_int_list(const std::string& s, const char* what);
 
@@ -46,6 +50,8 @@ struct TrainArgs {
   // Applies --recipe to opt, keeping the options given explicitly on `cmd`.
   void resolve(CLI::App* cmd);
 };
+// The ViT's shape: --P --D --H --A --L --hidden.
+void add_vit_shape_options(CLI::App* cmd, nn::VitConfig& c);
 // --model --channels --kernel --recipe --epochs --batch --precision --lr --weight-decay
 // --step-size --gamma --seed --threads --schedule --warmup-epochs --label-smoothing
 // --class-weights --aug-* and the ViT's --P --D --H --A --L --hidden.

@@ -38,22 +38,6 @@ struct CvArgs {
   TrainArgs ta;
 };
 
-// The command as typed (for cv.md and the checkpoints), quoted where a shell would need it.
-std::string command_line() {
-  std::ifstream f("/proc/self/cmdline", std::ios::binary);
-  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()), out, arg;
-  for (char c : raw) {
-    if (c) {
-      arg.push_back(c);
-      continue;
-    }
-    const bool quote = arg.empty() || arg.find_first_of(" \t'\"$\\") != std::string::npos;
-    out += (out.empty() ? "" : " ") + (quote ? "'" + arg + "'" : arg);
-    arg.clear();
-  }
-  return out;
-}
-
 // A fold that failed leaves its message here (removed when the fold is tried again).
 std::string error_path(const std::string& fold_dir) { return (fs::path(fold_dir) / "error.txt").string(); }
 

@@ -35,12 +35,7 @@ void add_vit_options(CLI::App* cmd, nn::VitConfig& c) {
   cmd->add_option("--T", c.T, "window length in time steps")->capture_default_str();
   cmd->add_option("--M", c.M, "sensor axes")->capture_default_str();
   cmd->add_option("--C", c.C, "classes")->capture_default_str();
-  cmd->add_option("--P", c.P, "patch length")->capture_default_str();
-  cmd->add_option("--D", c.D, "embedding width")->capture_default_str();
-  cmd->add_option("--H", c.H, "attention heads")->capture_default_str();
-  cmd->add_option("--A", c.A, "width of one head")->capture_default_str();
-  cmd->add_option("--L", c.L, "transformer blocks")->capture_default_str();
-  cmd->add_option("--hidden", c.hidden, "dense tower width")->capture_default_str();
+  cli::add_vit_shape_options(cmd, c);
 }
 
 std::string with_commas(int64_t v) {

@@ -50,21 +50,6 @@ std::vector<int32_t> parse_subjects(const std::string& s) {
   return out;
 }
 
-std::string command_line() {
-  std::ifstream f("/proc/self/cmdline", std::ios::binary);
-  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()), out, arg;
-  for (char c : raw) {
-    if (c) {
-      arg.push_back(c);
-      continue;
-    }
-    const bool quote = arg.empty() || arg.find_first_of(" \t'\"$\\") != std::string::npos;
-    out += (out.empty() ? "" : " ") + (quote ? "'" + arg + "'" : arg);
-    arg.clear();
-  }
-  return out;
-}
-
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);

@@ -1,6 +1,8 @@
 // The model and recipe options of `train`, shared with `cv`.
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -26,6 +28,30 @@ std::vector<int32_t> parse_int_list(const std::string& s, const char* what) {
     }
   }
   return out;
+}
+
+std::string command_line() {
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()), out, arg;
+  for (char c : raw) {
+    if (c) {
+      arg.push_back(c);
+      continue;
+    }
+    const bool quote = arg.empty() || arg.find_first_of(" \t'\"$\\") != std::string::npos;
+    out += (out.empty() ? "" : " ") + (quote ? "'" + arg + "'" : arg);
+    arg.clear();
+  }
+  return out;
+}
+
+void add_vit_shape_options(CLI::App* cmd, nn::VitConfig& c) {
+  cmd->add_option("--P", c.P, "patch length")->capture_default_str();
+  cmd->add_option("--D", c.D, "embedding width")->capture_default_str();
+  cmd->add_option("--H", c.H, "attention heads")->capture_default_str();
+  cmd->add_option("--A", c.A, "width of one head")->capture_default_str();
+  cmd->add_option("--L", c.L, "transformer blocks")->capture_default_str();
+  cmd->add_option("--hidden", c.hidden, "dense tower width")->capture_default_str();
 }
 
 void add_train_options(CLI::App* tr, TrainArgs& a) {
@@ -58,12 +84,7 @@ void add_train_options(CLI::App* tr, TrainArgs& a) {
   tr->add_option("--aug-jitter", to.aug_jitter, "augment: Gaussian noise of this std (normalised units)")->capture_default_str();
   tr->add_option("--aug-rotate", to.aug_rotate, "augment: random 3-D rotations up to this many degrees")->capture_default_str();
   tr->add_option("--aug-shift", to.aug_shift, "augment: random circular time shift up to this many samples")->capture_default_str();
-  tr->add_option("--P", a.vit.P, "patch length")->capture_default_str();
-  tr->add_option("--D", a.vit.D, "embedding width")->capture_default_str();
-  tr->add_option("--H", a.vit.H, "heads")->capture_default_str();
-  tr->add_option("--A", a.vit.A, "head width")->capture_default_str();
-  tr->add_option("--L", a.vit.L, "blocks")->capture_default_str();
-  tr->add_option("--hidden", a.vit.hidden, "dense tower width")->capture_default_str();
+  add_vit_shape_options(tr, a.vit);
 }
 
 void TrainArgs::resolve(CLI::App* cmd) {
