@@ -77,4 +77,7 @@ echo "$out" | grep -q "error on rank 1 of 2: .*missing.bin: cannot open" || { ec
 out=$(timeout 120 "$MPIRUN" --oversubscribe --bind-to none -np 1 $H train --data "$W/d.bin" $small --out "$W/e2" : \
       -np 1 $H train --data "$W/other.bin" $small --out "$W/e2" 2>&1) && fail "other data on rank 1 exited 0"
 echo "$out" | grep -q "not started on the same data" || { echo "$out"; fail "different data message"; }
+# other commands refuse to run N times
+out=$(run2 $H eval --model "$W/full/best.safetensors" --data "$W/d.bin" 2>&1) && fail "eval under mpirun exited 0"
+echo "$out" | grep -q "harvit eval\` runs in one process" || { echo "$out"; fail "eval under mpirun: no clear refusal"; }
 echo "mpi_cli: all checks passed"

@@ -312,6 +312,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // Under mpirun only train and cv share the work; any other command would run N times and race
+  // on its output files.
+  if (world.distributed() && !*tr && !app.got_subcommand("cv")) {
+    if (world.root())
+      std::fprintf(stderr, "harvit: error: `harvit %s` runs in one process; under mpirun only train and cv "
+                           "spread their work over the ranks (start it without mpirun)\n",
+                   app.get_subcommands().front()->get_name().c_str());
+    return 2;
+  }
   try {
     if (*info) {
       if (!info_model.empty()) return cmd_info(*nn::load_checkpoint(info_model).model);
