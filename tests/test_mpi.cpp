@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "fixture_util.h"
 #include "nn/checkpoint.h"
+#include "nn/cnn.h"
 #include "nn/vit.h"
 #include "train/recipes.h"
 #include "train/trainer.h"
@@ -34,6 +35,17 @@ nlohmann::json small() {
   c.P = 4; c.D = 16; c.H = 2; c.A = 8; c.L = 2; c.hidden = 32;
   return c.to_json();
 }
+
+// The CNN reports no gradient stages: its slab is summed in one allreduce after backward.
+nlohmann::json small_cnn() {
+  nn::CnnConfig c;
+  c.channels = {8, 8};
+  c.kernel = 3;
+  return c.to_json();
+}
+
+nlohmann::json model_for(const std::string& param) { return param.rfind("cnn", 0) == 0 ? small_cnn() : small(); }
+std::string recipe_of(const std::string& param) { return param.substr(param.find('-') + 1); }
 
 // batch 50 over 180 training windows: 4 steps per epoch, the last one of 30 windows, so the
 // ranks' shares are 25/25 and 15/15 (and with 3 ranks 16/17/17, 10/10/10).
@@ -59,9 +71,9 @@ std::string shared_dir(const std::string& name) {
   if (!g_world->distributed()) GTEST_SKIP() << "needs several MPI ranks (ctest runs it under mpirun -np 2)"
 
 // Runs `steps` optimizer steps of a fresh session on `comm`.
-std::unique_ptr<train::TrainSession> run_steps(const data::Dataset& ds, const train::TrainOptions& o, Comm& comm,
-                                               int64_t steps) {
-  auto s = std::make_unique<train::TrainSession>(ds, small(), o, comm);
+std::unique_ptr<train::TrainSession> run_steps(const data::Dataset& ds, const nlohmann::json& cfg,
+                                               const train::TrainOptions& o, Comm& comm, int64_t steps) {
+  auto s = std::make_unique<train::TrainSession>(ds, cfg, o, comm);
   while (s->steps_run < steps && s->state.epoch < o.epochs)
     train::train_epoch(*s, [&] { return s->steps_run >= steps; });
   return s;
@@ -90,9 +102,10 @@ class Distributed : public ::testing::TestWithParam<std::string> {};
 TEST_P(Distributed, FirstGradientIsTheGlobalBatchs) {
   NEED_RANKS();
   const auto ds = toy();
-  const auto o = opts(GetParam());
-  auto dist = run_steps(ds, o, *g_world, 1);
-  auto one = run_steps(ds, o, Comm::local(), 1);
+  const auto o = opts(recipe_of(GetParam()));
+  const auto cfg = model_for(GetParam());
+  auto dist = run_steps(ds, cfg, o, *g_world, 1);
+  auto one = run_steps(ds, cfg, o, Comm::local(), 1);
   const int64_t n = one->model->params().count();
   const auto d = test::compare(dist->model->params().grads(), one->model->params().grads(), n);
   EXPECT_LE(d.rel(), 2e-6) << "max |g_ranks - g_one| " << d.max_abs << " of max |g| " << d.max_ref;
@@ -105,9 +118,10 @@ TEST_P(Distributed, FirstGradientIsTheGlobalBatchs) {
 TEST_P(Distributed, ParametersAfterStepsMatchOneProcess) {
   NEED_RANKS();
   const auto ds = toy();
-  const auto o = opts(GetParam());
-  auto dist = std::make_unique<train::TrainSession>(ds, small(), o, *g_world);
-  auto one = std::make_unique<train::TrainSession>(ds, small(), o, Comm::local());
+  const auto o = opts(recipe_of(GetParam()));
+  const auto cfg = model_for(GetParam());
+  auto dist = std::make_unique<train::TrainSession>(ds, cfg, o, *g_world);
+  auto one = std::make_unique<train::TrainSession>(ds, cfg, o, Comm::local());
   for (int e = 0; e < o.epochs; ++e) {
     const auto a = train::train_epoch(*dist), b = train::train_epoch(*one);
     EXPECT_NEAR(a.loss, b.loss, 1e-5 * std::max(1.0, b.loss)) << "epoch " << e;
@@ -145,7 +159,35 @@ TEST_P(Distributed, ParametersAfterStepsMatchOneProcess) {
   EXPECT_DOUBLE_EQ(va.acc, vb.acc);
 }
 
-INSTANTIATE_TEST_SUITE_P(Recipes, Distributed, ::testing::Values("seed", "augmented"));
+// The ViT's gradient is summed stage by stage while its backward runs, the CNN's in one piece.
+INSTANTIATE_TEST_SUITE_P(ModelsAndRecipes, Distributed,
+                         ::testing::Values("vit-seed", "vit-augmented", "cnn-seed", "cnn-augmented"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// Batch 179 over 180 windows: the epoch's second batch has one window, so a rank has none of it and
+// must still take part in every sum (the ViT's four stage sums, zeros) - the same weights as one
+// process after the epoch, with the ViT and with the CNN.
+TEST(DistributedShares, ARankWithoutWindowsStillSums) {
+  NEED_RANKS();
+  const auto ds = toy();
+  auto o = opts();
+  o.batch = 179;
+  for (const auto& cfg : {small(), small_cnn()}) {
+    auto dist = std::make_unique<train::TrainSession>(ds, cfg, o, *g_world);
+    auto one = std::make_unique<train::TrainSession>(ds, cfg, o, Comm::local());
+    const auto a = train::train_epoch(*dist), b = train::train_epoch(*one);
+    ASSERT_EQ(dist->steps_run, 2);
+    EXPECT_NEAR(a.loss, b.loss, 1e-5);
+    const int64_t n = one->model->params().count();
+    const auto d = test::compare(dist->model->params().grads(), one->model->params().grads(), n);
+    EXPECT_LE(d.rel(), 2e-6) << cfg.dump() << ": the last step's gradient";
+    EXPECT_EQ(max_diff_to_root(of(dist->model->params().values(), n)), 0.0);
+  }
+}
 
 // A stop asked on one rank only stops every rank before the same step.
 TEST(DistributedStop, OneRankAskingStopsAll) {

@@ -24,6 +24,12 @@ class Comm {
   virtual void allreduce_sum(float* x, int64_t n) {}
   virtual void allreduce_sum(double* x, int64_t n) {}
   virtual void allreduce_max(int64_t* x, int64_t n) {}
+  // Non-blocking sums in place: start_allreduce_sum returns at once (every rank must start the
+  // same sequence of them); progress() lets the library move them on between pieces of other
+  // work; finish_allreduces() waits for all those started. x must stay untouched until then.
+  virtual void start_allreduce_sum(float* x, int64_t n) {}
+  virtual void progress() {}
+  virtual void finish_allreduces() {}
   // root's bytes to every rank.
   virtual void broadcast(void* data, int64_t bytes, int root = 0) {}
   void broadcast(std::string& s, int root = 0);

@@ -73,6 +73,25 @@ class MpiComm final : public Comm {
       check(MPI_Allreduce(MPI_IN_PLACE, x + o, int(std::min(kChunk, n - o)), MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD),
             "allreduce");
   }
+  void start_allreduce_sum(float* x, int64_t n) override {
+    for (int64_t o = 0; o < n; o += kChunk) {
+      pending_.emplace_back();
+      check(MPI_Iallreduce(MPI_IN_PLACE, x + o, int(std::min(kChunk, n - o)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                           &pending_.back()),
+            "iallreduce");
+    }
+  }
+  void progress() override {
+    if (pending_.empty()) return;
+    int done = 0;
+    check(MPI_Testall(int(pending_.size()), pending_.data(), &done, MPI_STATUSES_IGNORE), "testall");
+    if (done) pending_.clear();
+  }
+  void finish_allreduces() override {
+    if (pending_.empty()) return;
+    check(MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE), "waitall");
+    pending_.clear();
+  }
   void broadcast(void* data, int64_t bytes, int root) override {
     char* p = static_cast<char*>(data);
     for (int64_t o = 0; o < bytes; o += kChunk)
@@ -109,6 +128,7 @@ class MpiComm final : public Comm {
 
  private:
   int rank_ = 0, size_ = 1, local_size_ = 1, machines_ = 1;
+  std::vector<MPI_Request> pending_;
 };
 
 }  // namespace

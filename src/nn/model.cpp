@@ -34,6 +34,26 @@ LossOptions Model::loss_options() const {
   return {label_smoothing_, class_weights_.empty() ? nullptr : class_weights_.data()};
 }
 
+void Model::set_grad_stages(const std::vector<std::vector<std::string>>& prefixes) {
+  grad_stages_.clear();
+  int64_t covered = 0;
+  for (const auto& stage : prefixes) {
+    int64_t lo = params_.count(), hi = 0, size = 0;
+    for (const auto& p : params_.infos())
+      for (const auto& prefix : stage)
+        if (p.name.compare(0, prefix.size(), prefix) == 0) {
+          lo = std::min(lo, p.offset), hi = std::max(hi, p.offset + p.size), size += p.size;
+          break;
+        }
+    if (size == 0 || hi - lo != size) fail("internal: gradient stage " + stage.front() + "... is not one range of the slab");
+    for (const auto& [a, b] : grad_stages_)
+      if (lo < b && a < hi) fail("internal: gradient stages " + stage.front() + "... overlaps another");
+    grad_stages_.emplace_back(lo, hi);
+    covered += size;
+  }
+  if (covered != params_.count()) fail("internal: the gradient stages do not cover every parameter");
+}
+
 double Model::loss_weight(const int32_t* labels, int64_t n) const {
   if (class_weights_.empty()) return static_cast<double>(n);
   double w = 0;

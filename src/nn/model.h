@@ -3,6 +3,7 @@
 // baseline implement it; softmax cross-entropy lives here once.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,13 @@ class Model {
   virtual int64_t feature_dim() const = 0;
   // Backward from a given logits gradient dlogits (B, C) (accumulates into grads).
   virtual void backward_from_logits(const float* dlogits) = 0;
+  // The slab ranges [first, last) whose gradients a backward pass completes one after the other,
+  // in that order, disjoint and covering the slab; empty when the model does not say (then the
+  // whole slab is final only when backward returns). A data-parallel trainer starts summing a
+  // range over the ranks while the backward pass goes on to the next.
+  const std::vector<std::pair<int64_t, int64_t>>& grad_stages() const { return grad_stages_; }
+  // Called with the index of each grad stage as soon as its gradients are final (none: nothing).
+  void on_grad_stage(std::function<void(size_t stage)> f) { grad_stage_done_ = std::move(f); }
   int64_t batch() const { return B_; }
   // The precision of the model's linear layers (nn/linear.h). The base model offers fp32 only;
   // setting another fails naming the model kind.
@@ -68,12 +76,21 @@ class Model {
  protected:
   // Sizes the loss buffers for batch B; models call it from forward.
   void set_batch(int64_t B);
+  // Models with grad stages: the ranges of the parameters whose names start with each prefix, in
+  // backward order (checked: contiguous, disjoint, covering the slab); stage_done(i) from
+  // backward_from_logits as each completes.
+  void set_grad_stages(const std::vector<std::vector<std::string>>& prefixes);
+  void stage_done(size_t i) const {
+    if (grad_stage_done_) grad_stage_done_(i);
+  }
   const float* logits_ptr_ = nullptr;  // set by forward
   ParamSlab params_;
   int64_t B_ = 0;
 
  private:
   std::vector<float> probs_, dlogits_, class_weights_;
+  std::vector<std::pair<int64_t, int64_t>> grad_stages_;
+  std::function<void(size_t)> grad_stage_done_;
   float label_smoothing_ = 0.0f;
   LossOptions loss_options() const;
 };

@@ -107,6 +107,11 @@ Vit::Vit(const VitConfig& cfg) : cfg_(cfg) {
   d1b_ = ps.add("dense_tower.1.bias", {cfg_.hidden}, Init::Zeros);
   const int64_t d3w = ps.add("dense_tower.3.weight", {cfg_.C, cfg_.hidden}, Init::Uniform, cfg_.hidden);
   d3_ = Linear(d3w, ps.add("dense_tower.3.bias", {cfg_.C}, Init::Uniform, cfg_.hidden), cfg_.hidden, cfg_.C);
+  // the order in which backward_from_logits completes the gradients
+  std::vector<std::vector<std::string>> stages{{"dense_tower."}};
+  for (int64_t l = cfg_.L - 1; l >= 0; --l) stages.push_back({"msa_layer." + std::to_string(l) + "."});
+  stages.push_back({"position_embedding", "patch_conv."});
+  set_grad_stages(stages);
   ps.finalize();
   Rng rng(0);
   ps.init_default(rng);
@@ -238,6 +243,7 @@ void Vit::backward_from_logits(const float* dlogits) {
   layernorm_backward(da1_.data(), gr + d1g_, gr + d1b_, dtmp_.data(), a1_.data(), mean_h_.data(),
                      rstd_h_.data(), w + d1g_, B, c.hidden, false);
   d0_.backward(dh_[c.L].data(), gr, da1_.data(), hL, w, B, false);
+  stage_done(0);  // the dense tower's gradients are final
   for (int64_t l = c.L - 1; l >= 0; --l) {
     Block& p = blocks_[l];
     BlockActs& a = acts_[l];
@@ -270,9 +276,11 @@ void Vit::backward_from_logits(const float* dlogits) {
                        qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
     // the fused projection: dh += dqkv Wqkv (the residual's share is already in dh)
     p.qkv.backward(dh, gr, dqkv, h, w, R);
+    stage_done(static_cast<size_t>(c.L - l));  // block l's
   }
   patch_embed_backward(gr + pe_w_, gr + pe_b_, gr + pos_, dh_[0].data(), patches_.data(), B, c.M,
                        c.N(), c.P, D);
+  stage_done(static_cast<size_t>(c.L + 1));
 }
 
 }  // namespace harvit::nn

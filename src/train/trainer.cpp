@@ -336,23 +336,45 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
     // gradient. One process: one share, the factor 1.
     const double share = n > 0 ? model.loss_weight(y.data() + lo, n) / model.loss_weight(y.data(), B) : 0.0;
     double loss_sum = 0, correct = 0;  // this share's part of (batch loss x B), its correct count
+    // With several ranks the gradient is summed over them: range by range as the backward pass
+    // completes each (model.grad_stages(); the first, the dense tower's, is most of the slab and
+    // is final early), else the whole slab after it. Every rank starts the same sums in the same
+    // order, including one with no share of this batch.
+    float* g = model.params().grads();
+    const auto& stages = model.grad_stages();
+    double t_comm = 0;
+    const auto start_stage = [&](size_t i) {
+      const auto [a, b] = stages[i];
+      const float f = static_cast<float>(share);
+      for (int64_t k = a; k < b; ++k) g[k] *= f;
+      const auto tc = std::chrono::steady_clock::now();
+      comm.start_allreduce_sum(g + a, b - a);
+      comm.progress();
+      t_comm += seconds_since(tc);
+    };
+    if (dist && !stages.empty()) model.on_grad_stage(start_stage);
     if (n > 0) {
       const float* logits = model.forward(x.data() + lo * ds.T * ds.M, n);
       loss_sum = double(model.loss(y.data() + lo)) * share * B;
       for (int64_t b = 0; b < n; ++b) correct += argmax(logits + b * C, C) == y[lo + b];
       model.backward(y.data() + lo);
+    } else if (dist) {
+      for (size_t i = 0; i < stages.size(); ++i) start_stage(i);  // zeros, in the same order
     }
     if (dist) {
-      if (n > 0) {
-        const float f = static_cast<float>(share);
-        float* g = model.params().grads();
-        for (int64_t i = 0, m = model.params().count(); i < m; ++i) g[i] *= f;
-      }
+      model.on_grad_stage({});
       const auto tc = std::chrono::steady_clock::now();
-      comm.allreduce_sum(model.params().grads(), model.params().count());
+      if (stages.empty()) {
+        if (n > 0) {
+          const float f = static_cast<float>(share);
+          for (int64_t i = 0, m = model.params().count(); i < m; ++i) g[i] *= f;
+        }
+        comm.allreduce_sum(g, model.params().count());
+      }
+      comm.finish_allreduces();
       double sums[2] = {loss_sum, correct};
       comm.allreduce_sum(sums, 2);
-      es.comm_seconds += seconds_since(tc);
+      es.comm_seconds += t_comm + seconds_since(tc);
       loss_sum = sums[0], correct = sums[1];
     }
     s.adam.step(model.params().values(), model.params().grads(), es.lr);
