@@ -353,6 +353,10 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
       t_comm += seconds_since(tc);
     };
     if (dist && !stages.empty()) model.on_grad_stage(start_stage);
+    struct Unhook {  // the hook refers to this step's locals: gone with them, also on an exception
+      nn::Model& m;
+      ~Unhook() { m.on_grad_stage({}); }
+    } unhook{model};
     if (n > 0) {
       const float* logits = model.forward(x.data() + lo * ds.T * ds.M, n);
       loss_sum = double(model.loss(y.data() + lo)) * share * B;
@@ -362,7 +366,6 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
       for (size_t i = 0; i < stages.size(); ++i) start_stage(i);  // zeros, in the same order
     }
     if (dist) {
-      model.on_grad_stage({});
       const auto tc = std::chrono::steady_clock::now();
       if (stages.empty()) {
         if (n > 0) {
