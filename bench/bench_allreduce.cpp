@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       std::fill(x.begin(), x.end(), 1.0f);
     }
     std::sort(ms.begin(), ms.end());
-    // the slowest rank's median is the step's cost
+    // the mean of the ranks' medians
     double med = ms[ms.size() / 2];
     comm.allreduce_sum(&med, 1);
     med /= comm.size();

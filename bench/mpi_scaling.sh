@@ -33,4 +33,8 @@ args=(train --data "$W/d.bin" --epochs "$EPOCHS" --batch "$BATCH" --out "$W/run"
 row "1 rank x 1 thread" $H "${args[@]}" --threads 1
 row "1 rank x $N threads" $H "${args[@]}" --threads "$N"
 row "$N ranks x 1 thread" mpirun -np "$N" --oversubscribe --bind-to core $H "${args[@]}"
-[ -x "$B/bench/bench_allreduce" ] && mpirun -np "$N" --oversubscribe "$B/bench/bench_allreduce"
+if [ -x "$B/bench/bench_allreduce" ]; then
+  mpirun -np "$N" --oversubscribe "$B/bench/bench_allreduce"
+else
+  echo "# bench_allreduce not built (configure found no MPI)"
+fi

@@ -34,14 +34,18 @@ run2 $H train --data "$W/d.bin" $small --out "$W/part" --max-steps 25 > "$W/p1.l
 grep -q "continue with --resume" "$W/p1.log" || fail "stopped run does not say how to resume"
 run2 $H train --data "$W/d.bin" $small --out "$W/part" --resume > "$W/p2.log" 2>&1 || { cat "$W/p2.log"; fail "resume"; }
 grep -q "resuming from" "$W/p2.log" || fail "resume did not resume"
-python3 - "$W/full/best.safetensors" "$W/part/best.safetensors" <<'PY' || fail "resumed 2-rank run differs from the uninterrupted one"
+python3 - "$W/full" "$W/part" <<'PY' || fail "resumed 2-rank run differs from the uninterrupted one"
 import json, struct, sys
 def tensors(p):
     b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
     h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
     return {k: b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items()}
-a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
-assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), "weights differ"
+for f in ("best.safetensors", "last.safetensors", "last.optim.safetensors"):
+    a, b = tensors(sys.argv[1] + "/" + f), tensors(sys.argv[2] + "/" + f)
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), f + " differs"
+ha, hb = (json.load(open(d + "/history.json")) for d in sys.argv[1:3])
+keys = ("train_loss", "train_acc", "val_loss", "val_acc")
+assert [[e[k] for k in keys] for e in ha["history"]] == [[e[k] for k in keys] for e in hb["history"]], "history differs"
 PY
 
 # Ctrl-C: mpirun passes it on as SIGTERM; every rank stops before the same step, rank 0 saves

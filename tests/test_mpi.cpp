@@ -236,15 +236,22 @@ TEST(DistributedResume, BitIdenticalToUninterrupted) {
   if (g_world->root()) fs::remove_all(dir);
 }
 
-// Ranks started on different data refuse to train together (with a message naming both).
+// Ranks started on different data refuse to train together, with one message naming the rank:
+// other counts, and the same counts with other contents (one window changed on rank 1).
 TEST(DistributedChecks, DifferentDataOnARankIsAnError) {
   NEED_RANKS();
-  const auto ds = toy(g_world->rank() == 0 ? 240 : 232);
-  try {
-    train::TrainSession s(ds, small(), opts(), *g_world);
-    FAIL() << "no error";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("not started on the same data"), std::string::npos) << e.what();
+  for (const bool same_counts : {false, true}) {
+    auto ds = toy(g_world->rank() == 0 || same_counts ? 240 : 232);
+    if (same_counts && g_world->rank() == 1) ds.x[5] += 0.5f;
+    try {
+      train::TrainSession s(ds, small(), opts(), *g_world);
+      ADD_FAILURE() << "no error (same counts: " << same_counts << ")";
+    } catch (const CollectiveError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("not started on the same data"), std::string::npos) << what;
+      EXPECT_NE(what.find("rank 1: "), std::string::npos) << what;
+      EXPECT_NE(what.find("fingerprint"), std::string::npos) << what;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // harvit: one CLI, subcommands. Each subcommand is a thin layer over the library.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -221,6 +222,14 @@ int main(int argc, char** argv) {
   g_world = &mpi_world(&argc, &argv);  // MPI's world when started by mpirun, else one process
 #endif
   Comm& world = *g_world;
+#ifndef HARVIT_HAVE_MPI
+  if (const char* n = std::getenv("OMPI_COMM_WORLD_SIZE"); n && std::atoi(n) > 1) {
+    std::fprintf(stderr, "harvit: error: this harvit was built without MPI (libopenmpi-dev was not found at "
+                         "configure time): under mpirun it would run %s independent copies; rebuild with MPI or "
+                         "start it without mpirun\n", n);
+    return 2;
+  }
+#endif
   CLI::App app{"harvit: human activity recognition with a sensor Vision Transformer"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "harvit 0.1.0");
@@ -355,6 +364,9 @@ int main(int argc, char** argv) {
         eo.convert = [p = eo.precision](const nn::Model& m) { return deploy::convert_precision(m, p); };
       return cmd_eval(ev_model, ev_data, eo, ev_out, command);
     }
+  } catch (const CollectiveError& e) {  // every rank is here with the same message
+    if (world.root()) std::fprintf(stderr, "harvit: error: %s\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     // Under mpirun the other ranks may be waiting in a collective: end them all, saying why.
     if (world.distributed()) world.abort(e.what());

@@ -6,10 +6,18 @@
 // depend on MPI. No home-made networking: everything between processes goes through MPI.
 #pragma once
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace harvit {
+
+// An error every rank of a job meets at the same point (a check of options or data made with
+// collectives): rank 0 reports it and every rank ends normally, instead of N reports and
+// MPI_Abort's banner.
+struct CollectiveError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Comm {
  public:

@@ -31,6 +31,8 @@ class MpiComm final : public Comm {
   MpiComm(int* argc, char*** argv) {
     int provided = 0;
     check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    if (provided < MPI_THREAD_FUNNELED)  // OpenMP threads run beside the one thread that calls MPI
+      throw std::runtime_error("MPI: the library does not support threads (MPI_THREAD_FUNNELED)");
     // Errors come back as codes (turned into exceptions, then MPI_Abort with a message) instead
     // of MPI's default of aborting without saying where.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

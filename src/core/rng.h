@@ -1,5 +1,6 @@
 // Seeded random numbers: a run is reproducible bit for bit for the same seed and thread count.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -7,6 +8,17 @@ namespace harvit {
 
 // SplitMix64 finaliser: a good 64-bit mixing function (used for seeding and hashing).
 uint64_t splitmix64(uint64_t x);
+
+// FNV-1a over bytes, continuing from h: a fingerprint of data (not cryptographic).
+inline uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+template <class T>
+uint64_t fnv1a(const std::vector<T>& v, uint64_t h = 1469598103934665603ull) {
+  return fnv1a(v.data(), v.size() * sizeof(T), h);
+}
 
 // xoshiro256** generator seeded through SplitMix64.
 class Rng {

@@ -39,14 +39,6 @@ void shuffle(std::vector<int32_t>& v, Rng& rng) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
 }
 
-// FNV-1a over the bytes of a vector.
-template <class T>
-uint64_t fnv(const std::vector<T>& v, uint64_t h = 1469598103934665603ull) {
-  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
-  for (size_t i = 0; i < v.size() * sizeof(T); ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
 double mean_of(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
@@ -179,7 +171,7 @@ json fold_identity(const data::Dataset& ds, const CvOptions& cv, const FoldSpec&
                    const TrainOptions& opt) {
   char hash[32];
   std::snprintf(hash, sizeof hash, "%016llx",
-                static_cast<unsigned long long>(fnv(ds.split, fnv(ds.subject, fnv(ds.y)))));
+                static_cast<unsigned long long>(fnv1a(ds.split, fnv1a(ds.subject, fnv1a(ds.y)))));
   return {{"data", {{"name", ds.name}, {"windows", ds.size()}, {"T", ds.T}, {"M", ds.M}, {"hash", hash}}},
           {"cv", {{"folds", cv.folds}, {"val_fraction", cv.val_fraction}, {"fold_seed", cv.fold_seed}}},
           {"fold", f.fold},

@@ -97,20 +97,22 @@ Predictions predict_split(nn::Model& model, const data::Dataset& ds, uint8_t spl
   const int64_t C = model.C();
   std::vector<float> x;
   std::vector<int32_t> y;
-  double loss_sum = 0;
+  double loss_sum = 0, weight_sum = 0;  // the loss over the split, as validate computes it
   p.probs.resize(idx.size() * C);
   for (size_t s = 0; s < idx.size(); s += batch) {
     const int64_t B = std::min<int64_t>(batch, idx.size() - s);
     gather(ds, idx.data() + s, B, x, y);
     model.forward(x.data(), B);
-    loss_sum += double(model.loss(y.data())) * B;
+    const double w = model.loss_weight(y.data(), B);
+    loss_sum += double(model.loss(y.data())) * w;
+    weight_sum += w;
     std::copy(model.probs(), model.probs() + B * C, p.probs.begin() + s * C);
     for (int64_t b = 0; b < B; ++b) {
       p.truth.push_back(y[b]);
       p.pred.push_back(argmax(model.probs() + b * C, C));
     }
   }
-  p.loss = idx.empty() ? 0.0 : loss_sum / idx.size();
+  p.loss = weight_sum > 0 ? loss_sum / weight_sum : 0.0;
   return p;
 }
 
@@ -212,8 +214,8 @@ const TrainOptions& checked(const data::Dataset& ds, const TrainOptions& opt, co
   if (ds.count(data::kVal) == 0) fail(ds.name + ": no validation windows (prepare the data with a validation part)");
   if (ds.mean.empty()) fail(ds.name + ": the data is not normalised (prepare it with `harvit prepare`)");
   if (opt.batch < comm.size())
-    fail("--batch " + std::to_string(opt.batch) + " is smaller than the " + std::to_string(comm.size()) +
-         " ranks: every rank needs a share of every batch");
+    throw CollectiveError("--batch " + std::to_string(opt.batch) + " is smaller than the " +
+                          std::to_string(comm.size()) + " ranks: every rank needs a share of every batch");
   if (comm.root()) fs::create_directories(opt.out_dir);
   return opt;
 }
@@ -223,16 +225,24 @@ const TrainOptions& checked(const data::Dataset& ds, const TrainOptions& opt, co
 // a different model).
 void sync_from_root(TrainSession& s) {
   Comm& comm = *s.comm;
-  std::string mine = s.id.data + "\n" + s.id.options.dump() + "\n" + s.model->config_json().dump(), root = mine;
-  comm.broadcast(root);
-  int64_t differs = mine != root;
-  comm.allreduce_max(&differs, 1);
-  if (differs)
-    fail("the ranks were not started on the same data and options (" +
-         (mine != root ? "rank " + std::to_string(comm.rank()) + ": " + s.id.data + "; rank 0: " +
-                             root.substr(0, root.find('\n'))
-                       : std::string("another rank's differ from this rank's: ") + s.id.data) +
-         ")");
+  const data::Dataset& ds = *s.ds;
+  char fp[24];  // the windows, labels, splits and statistics themselves, not only their counts
+  std::snprintf(fp, sizeof fp, "%016llx",
+                static_cast<unsigned long long>(fnv1a(ds.x, fnv1a(ds.y, fnv1a(ds.split, fnv1a(ds.mean, fnv1a(ds.std)))))));
+  const std::string mine = s.id.data + " (data fingerprint " + fp + ")\n" + s.id.options.dump() + "\n" +
+                           s.model->config_json().dump();
+  const auto all = comm.gather(mine, 0);
+  const auto data_of = [](const std::string& id) { return id.substr(0, id.find('\n')); };
+  std::string why;  // rank 0 names the ranks that differ from it; every rank fails alike
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      why += (why.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + ": " + data_of(all[r]) +
+             (data_of(all[r]) == data_of(all[0]) ? " with other options or model" : "");
+  if (!why.empty())
+    why = "the ranks were not started on the same data and options: rank 0: " +
+          data_of(all.front()) + "; " + why;
+  comm.broadcast(why);
+  if (!why.empty()) throw CollectiveError(why);
   nn::ParamSlab& p = s.model->params();
   comm.broadcast(p.values(), p.count() * int64_t(sizeof(float)));
   comm.broadcast(s.adam.m().data(), int64_t(s.adam.m().size() * sizeof(float)));
@@ -287,6 +297,26 @@ TrainSession::TrainSession(const data::Dataset& d, json model_cfg, const TrainOp
 }
 
 // ---- one epoch, validation, selection ------------------------------------------------------
+
+namespace {
+// The ranks must hold the same weights and moments (every rank applies the same step to the same
+// sums; MPI does not promise identical sums on every rank, though OpenMPI's algorithms give
+// them): a fingerprint compared once per epoch, so a divergence stops the run with a message
+// instead of training N different models.
+void check_ranks_agree(TrainSession& s) {
+  const nn::ParamSlab& p = s.model->params();
+  uint64_t h = fnv1a(p.values(), p.count() * sizeof(float));
+  h = fnv1a(s.adam.m(), fnv1a(s.adam.v(), h));
+  int64_t mine = static_cast<int64_t>(h >> 1), root = mine;
+  s.comm->broadcast(&root, sizeof root);
+  int64_t differs = mine != root;
+  s.comm->allreduce_max(&differs, 1);
+  if (differs)
+    throw CollectiveError("the ranks' weights diverged at the end of epoch " + std::to_string(s.state.epoch + 1) +
+                          " (the MPI library's sums differ between ranks: use an allreduce algorithm that "
+                          "gives every rank the same result)");
+}
+}  // namespace
 
 EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool progress) {
   const TrainOptions& opt = s.opt;
@@ -343,7 +373,9 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
     float* g = model.params().grads();
     const auto& stages = model.grad_stages();
     double t_comm = 0;
+    size_t next_stage = 0;  // every rank starts the stage sums in the one order
     const auto start_stage = [&](size_t i) {
+      if (i != next_stage++) fail("internal: gradient stage " + std::to_string(i) + " reported out of order");
       const auto [a, b] = stages[i];
       const float f = static_cast<float>(share);
       for (int64_t k = a; k < b; ++k) g[k] *= f;
@@ -366,6 +398,8 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
       for (size_t i = 0; i < stages.size(); ++i) start_stage(i);  // zeros, in the same order
     }
     if (dist) {
+      if (next_stage != stages.size()) fail("internal: backward reported " + std::to_string(next_stage) + " of " +
+                                            std::to_string(stages.size()) + " gradient stages");
       const auto tc = std::chrono::steady_clock::now();
       if (stages.empty()) {
         if (n > 0) {
@@ -386,6 +420,7 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
     st.run_loss += loss_sum;
     st.run_seen += B;
     ++s.steps_run;
+    ++es.steps;
     if (progress) {
       const double el = seconds_since(t0);
       const double wps = (step - first + 1) * double(opt.batch) / std::max(el, 1e-9);
@@ -395,6 +430,7 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
       std::fflush(stdout);
     }
   }
+  if (dist) check_ranks_agree(s);
   es.complete = true;
   es.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   es.loss = st.run_loss / st.run_seen;
@@ -510,7 +546,7 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
     char comm_note[64] = "";
     if (comm.distributed())
       std::snprintf(comm_note, sizeof comm_note, "  allreduce %.1f ms/step",
-                    1e3 * es.comm_seconds / std::max<int64_t>(1, s.steps_per_epoch));
+                    1e3 * es.comm_seconds / std::max<int64_t>(1, es.steps));
     say("epoch %3d/%d  lr %.2e  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  %.0f win/s%s  %s elapsed\n",
         rec.epoch, opt.epochs, rec.lr, rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc, best ? " *" : "  ",
         rec.windows_per_s, comm_note, fmt_time(total).c_str());

@@ -150,6 +150,7 @@ struct EpochStats {
   double loss = 0, acc = 0;  // over the epoch's steps (including those before a resume)
   double seconds = 0, windows_per_s = 0;
   double comm_seconds = 0;  // in the gradient allreduce (and the step's stop agreement), this rank
+  int64_t steps = 0;        // optimizer steps run by this call
 };
 // Runs epoch s.state.epoch from step s.state.step: a permutation of the training windows drawn
 // from state.epoch_rng, augmentations from data::augment_rng(seed, epoch, step), one AdamW step
