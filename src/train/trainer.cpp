@@ -371,7 +371,9 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
     // is final early), else the whole slab after it. Every rank starts the same sums in the same
     // order, including one with no share of this batch.
     float* g = model.params().grads();
-    const auto& stages = model.grad_stages();
+    const bool hooked = !model.grad_stages().empty();  // else one stage: the slab, after backward
+    const std::vector<std::pair<int64_t, int64_t>> whole{{0, model.params().count()}};
+    const auto& stages = hooked ? model.grad_stages() : whole;
     double t_comm = 0;
     size_t next_stage = 0;  // every rank starts the stage sums in the one order
     const auto start_stage = [&](size_t i) {
@@ -384,7 +386,7 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
       comm.progress();
       t_comm += seconds_since(tc);
     };
-    if (dist && !stages.empty()) model.on_grad_stage(start_stage);
+    if (dist && hooked) model.on_grad_stage(start_stage);
     struct Unhook {  // the hook refers to this step's locals: gone with them, also on an exception
       nn::Model& m;
       ~Unhook() { m.on_grad_stage({}); }
@@ -394,20 +396,15 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
       loss_sum = double(model.loss(y.data() + lo)) * share * B;
       for (int64_t b = 0; b < n; ++b) correct += argmax(logits + b * C, C) == y[lo + b];
       model.backward(y.data() + lo);
-    } else if (dist) {
-      for (size_t i = 0; i < stages.size(); ++i) start_stage(i);  // zeros, in the same order
     }
     if (dist) {
+      // the stages backward did not start: all of them without a hook or without windows (zeros,
+      // in the same order as the other ranks)
+      if (!hooked || n == 0)
+        while (next_stage < stages.size()) start_stage(next_stage);
       if (next_stage != stages.size()) fail("internal: backward reported " + std::to_string(next_stage) + " of " +
                                             std::to_string(stages.size()) + " gradient stages");
       const auto tc = std::chrono::steady_clock::now();
-      if (stages.empty()) {
-        if (n > 0) {
-          const float f = static_cast<float>(share);
-          for (int64_t i = 0, m = model.params().count(); i < m; ++i) g[i] *= f;
-        }
-        comm.allreduce_sum(g, model.params().count());
-      }
       comm.finish_allreduces();
       double sums[2] = {loss_sum, correct};
       comm.allreduce_sum(sums, 2);
