@@ -1,6 +1,8 @@
 // Inference of the seed ViT: batch-1 latency (median, p99 over --windows single-window forwards)
-// and batch throughput, in fp32 or int8 (deploy/quantize.h). Prints one JSON line ("isa": the CPU
-// features and kernels, core/cpu.h);
+// and batch throughput, in fp32 or int8 (deploy/quantize.h). Batch 1 is timed twice: on the thread
+// pool with --threads threads (b1_*), and on the pool-free serial path the streaming recogniser and
+// the C API use (b1_serial_*: the calling thread alone, core/threading.h SerialScope; fp32 over
+// packed panels). Prints one JSON line ("isa": the CPU features and kernels, core/cpu.h);
 // bench/compare_torch runs it beside PyTorch.
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -11,6 +13,7 @@
 
 #include "bench_common.h"
 #include "core/gemm.h"
+#include "core/threading.h"
 #include "deploy/quantize.h"
 
 using namespace harvit;
@@ -29,16 +32,28 @@ int main(int argc, char** argv) {
   bench::SeedModel s(std::max<int64_t>(batch, 64));
   auto q = deploy::convert_precision(s.model, precision);
   nn::Model& model = q ? *q : s.model;
+  model.prepare_inference();  // as deploy::Classifier does
   const int64_t W = s.cfg.T * s.cfg.M;
   const float* x = s.x.data();
   for (int i = 0; i < 50; ++i) model.forward(x + (i % 64) * W, 1);
-  std::vector<double> ms;
-  for (int64_t i = 0; i < windows; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    model.forward(x + (i % 64) * W, 1);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  auto time_b1 = [&] {  // sorted batch-1 times, ms
+    std::vector<double> ms;
+    for (int64_t i = 0; i < windows; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      model.forward(x + (i % 64) * W, 1);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms;
+  };
+  auto p99 = [](const std::vector<double>& v) { return v[std::min<size_t>(v.size() - 1, v.size() * 99 / 100)]; };
+  const std::vector<double> ms = time_b1();
+  std::vector<double> serial;
+  {
+    SerialScope one_thread;
+    for (int i = 0; i < 50; ++i) model.forward(x + (i % 64) * W, 1);
+    serial = time_b1();
   }
-  std::sort(ms.begin(), ms.end());
   model.forward(x, batch);
   int reps = 0;
   double el = 0;
@@ -49,9 +64,10 @@ int main(int argc, char** argv) {
     el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   std::printf("{\"impl\": \"harvit\", \"precision\": \"%s\", \"threads\": %d, \"b1_median_ms\": %.4f, "
-              "\"b1_p99_ms\": %.4f, \"batch\": %lld, \"batch_windows_per_s\": %.1f, \"isa\": %s}\n",
-              precision.c_str(), num_threads(), ms[ms.size() / 2],
-              ms[std::min<size_t>(ms.size() - 1, ms.size() * 99 / 100)], (long long)batch, reps * batch / el,
+              "\"b1_p99_ms\": %.4f, \"b1_serial_median_ms\": %.4f, \"b1_serial_p99_ms\": %.4f, \"batch\": %lld, "
+              "\"batch_windows_per_s\": %.1f, \"isa\": %s}\n",
+              precision.c_str(), num_threads(), ms[ms.size() / 2], p99(ms), serial[serial.size() / 2], p99(serial),
+              (long long)batch, reps * batch / el,
               bench::isa_json().c_str());
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "core/fp32_kernels.h"
 #include "core/simd.h"
 #include "core/tensor.h"
+#include "core/threading.h"
 #include "oneapi/dnnl/dnnl.h"
 
 namespace harvit {
@@ -172,15 +173,27 @@ void PackedB::pack_transposed(const float* W, int64_t n, int64_t k, int64_t ldw)
 void PackedB::multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t ldc, bool accumulate) const {
   if (m <= 0 || n_ == 0) return;
   const int64_t panels = (n_ + width_ - 1) / width_;
-  if (const f32k::Kernel* kern = panel_kernel(); kern && kern->width == width_) {
-    kern->fn(f32k::Args{A, lda, p_.data(), k_, n_, C, ldc, accumulate}, 0, m, 0, panels);
+  const f32k::Kernel* kern = panel_kernel();
+  if (kern && kern->width != width_) kern = nullptr;
+  auto run = [&](int64_t p0, int64_t p1) {  // panels [p0, p1), every row
+    if (kern) {
+      kern->fn(f32k::Args{A, lda, p_.data(), k_, n_, C, ldc, accumulate}, 0, m, p0, p1);
+      return;
+    }
+    for (int64_t pn = p0; pn < p1; ++pn) {  // AVX2: the small kernel over each contiguous panel
+      const int64_t j0 = pn * width_;
+      small_gemm(m, std::min(width_, n_ - j0), k_, 1.0f, A, lda, 1, p_.data() + pn * k_ * width_, width_, C + j0, ldc,
+                 accumulate);
+    }
+  };
+  // On the pool, the panels are split into one contiguous run per thread: every thread streams
+  // its own part of B once (a batch-1 layer reads each weight once; B is what costs).
+  const int64_t threads = serial_mode() ? 1 : std::min<int64_t>(num_threads(), panels);
+  if (threads <= 1 || m * n_ * k_ < (int64_t(1) << 16)) {
+    run(0, panels);
     return;
   }
-  for (int64_t pn = 0; pn < panels; ++pn) {  // AVX2: the small kernel over each contiguous panel
-    const int64_t j0 = pn * width_;
-    small_gemm(m, std::min(width_, n_ - j0), k_, 1.0f, A, lda, 1, p_.data() + pn * k_ * width_, width_, C + j0, ldc,
-               accumulate);
-  }
+  parallel_for(threads, true, [&](int64_t t) { run(panels * t / threads, panels * (t + 1) / threads); });
 }
 
 const char* small_gemm_kernel() {

@@ -14,6 +14,7 @@ Classifier::Classifier(const std::string& checkpoint, const std::string& precisi
 Classifier::Classifier(nn::LoadedCheckpoint ck, const std::string& precision, const std::string& source)
     : model_(std::move(ck.model)), precision_(precision) {
   if (auto q = convert_precision(*model_, precision)) model_ = std::move(q);
+  model_->prepare_inference();
   classes_ = ck.meta.class_names;
   if (classes_.empty())
     for (int64_t c = 0; c < model_->C(); ++c) classes_.push_back("class" + std::to_string(c));

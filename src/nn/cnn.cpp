@@ -251,6 +251,10 @@ void Cnn::params_changed() {
   for (Layer& l : layers_) l.lin.refresh_weights(params_.values());
 }
 
+void Cnn::prepare_inference() {
+  for (Layer& l : layers_) l.lin.set_packed_inference(true);
+}
+
 void Cnn::backward_from_logits(const float* dlogits) {
   if (B_ == 0) fail("Cnn::backward called before forward");
   if (precision_ == Precision::Int8) fail("an int8 CNN is for inference only: train the fp32 (or bf16) model");

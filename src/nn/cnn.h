@@ -57,6 +57,7 @@ class Cnn : public Model {
   // int8 / bf16: the conv layers' GEMMs (nn/linear.h); the last, tiny fc layer stays fp32.
   void set_precision(Precision p) override;
   void params_changed() override;
+  void prepare_inference() override;
   Precision precision() const override { return precision_; }
 
  private:

@@ -33,7 +33,7 @@ void Linear::set_precision(Precision p, const float* values) {
 }
 
 void Linear::refresh_weights(const float* values) {
-  if (!pw_.empty()) pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
+  pw_stale_ = true;  // packed again by the next forward that uses the panels (training never does)
   if (p_ != Precision::Bf16) return;
   wb_.resize(OUT_ * IN_);
   to_bf16(wb_.data(), values + w_, OUT_ * IN_);
@@ -49,9 +49,13 @@ void Linear::forward(float* out, const float* inp, const float* values, int64_t 
     xb_src_ = inp;
     xb_rows_ = R;
     gemm_bf16(R, OUT_, IN_, xb_.data(), IN_, 1, wb_.data(), 1, IN_, out, OUT_, values + b_, false);
-  } else if (R > 1 && serial_mode()) {
-    // the calling thread's kernel over weights packed once (oneDNN's sgemm would allocate)
-    if (pw_.empty()) pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
+  } else if ((R > 1 && serial_mode()) || (packed_inference_ && R <= kPackedMaxRows)) {
+    // Few rows (batch-1 inference): harvit's kernel over weights packed once, on the calling
+    // thread in serial mode (oneDNN's sgemm would allocate), else with its panels shared among the
+    // pool's threads when the model was prepared for inference (oneDNN's sgemm packs B again on
+    // every call, which costs most for few rows).
+    if (pw_.empty() || pw_stale_) pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
+    pw_stale_ = false;
     const float* b = values + b_;
     for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * OUT_, b, OUT_ * sizeof(float));
     pw_.multiply(R, inp, IN_, out, OUT_, true);

@@ -33,10 +33,13 @@ class Linear {
   // Takes the weights as they are in `values` now (int8 quantises and packs them, bf16 rounds
   // them; a later change of the fp32 weights needs set_precision or refresh_weights again).
   void set_precision(Precision p, const float* values);
-  // After an optimizer step: bf16 rounds the fp32 weights again; fp32 packs its serial-mode
-  // panels again where it has them. int8: nothing.
+  // After an optimizer step: bf16 rounds the fp32 weights again; fp32 marks its packed panels
+  // (few-row forwards) stale, to be packed again when next used. int8: nothing.
   void refresh_weights(const float* values);
   Precision precision() const { return p_; }
+  // Inference (the weights stay as they are until refresh_weights): fp32 forwards of up to
+  // kPackedMaxRows rows run over packed panels on the pool too, not only in serial mode.
+  void set_packed_inference(bool on) { packed_inference_ = on; }
 
   // out (R, OUT) = inp (R, IN) W^T + b; values = the slab's values.
   void forward(float* out, const float* inp, const float* values, int64_t R);
@@ -55,7 +58,12 @@ class Linear {
   int64_t w_ = 0, b_ = 0, IN_ = 0, OUT_ = 0;
   Precision p_ = Precision::Fp32;
   Int8Gemm q_;  // int8: the quantised, packed weights (empty otherwise)
-  PackedB pw_;  // fp32 in serial mode (streaming): W^T in panels, packed on the first such call
+  // fp32 forward of few rows (batch-1 inference, streaming): W^T in panels, packed on the first
+  // such call and again after the weights change (refresh_weights marks them stale)
+  static constexpr int64_t kPackedMaxRows = 128;
+  PackedB pw_;
+  bool pw_stale_ = false;
+  bool packed_inference_ = false;
   std::vector<bf16> wb_, xb_, gb_;  // bf16: weights (OUT, IN), last input (R, IN), output gradient
   const float* xb_src_ = nullptr;   // bf16: the fp32 input xb_ was rounded from, and its rows
   int64_t xb_rows_ = 0;

@@ -69,9 +69,14 @@ class Model {
   virtual void set_precision(Precision p);
   virtual Precision precision() const { return Precision::Fp32; }
   // Tells the model that params().values() changed (an optimizer step): bf16 layers round their
-  // weight copies again, fp32 layers their serial-mode packed panels (if any); int8 models are
-  // not trained.
+  // weight copies again, fp32 layers pack their panels (if any) again when next used; int8 models
+  // are not trained.
   virtual void params_changed() {}
+  // Tells the model it will run inference only: fp32 forwards of a few windows (batch 1) may then
+  // run over weights packed once (nn/linear.h) on the thread pool. Changing the weights afterwards
+  // needs params_changed(), as for bf16. Training does not call it: a finite-difference check or
+  // a test that edits values() directly stays exact.
+  virtual void prepare_inference() {}
 
  protected:
   // Sizes the loss buffers for batch B; models call it from forward.

@@ -133,6 +133,14 @@ void Vit::params_changed() {  // bf16 weight copies and packed fp32 panels, wher
   for (Block& b : blocks_)
     for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->refresh_weights(w);
   d0_.refresh_weights(w);
+  d3_.refresh_weights(w);
+}
+
+void Vit::prepare_inference() {
+  for (Block& b : blocks_)
+    for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->set_packed_inference(true);
+  d0_.set_packed_inference(true);
+  d3_.set_packed_inference(true);
 }
 
 void Vit::ensure_batch(int64_t B) {

@@ -56,6 +56,7 @@ class Vit : public Model {
   // bf16: every linear layer but the last runs bf16 GEMMs (training and inference).
   void set_precision(Precision p) override;
   void params_changed() override;
+  void prepare_inference() override;
   Precision precision() const override { return precision_; }
   // The softmax attention probabilities of block l (0 <= l < L) from the last forward:
   // (G = B*M groups in (window, axis) order, H heads, n queries, n keys), n = config().tokens(l);
