@@ -24,7 +24,11 @@ struct V256 {
   static reg load(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static reg dot(reg acc, reg a, reg w) {
 #ifdef HARVIT_INT8_AVXVNNI
-    return _mm256_dpbusd_avx_epi32(acc, a, w);  // vpdpbusd ymm (VEX): 4 u8 x s8 products into int32
+    // vpdpbusd ymm (VEX, hence {vex}: the EVEX form would need AVX512-VL): 4 u8 x s8 products
+    // into int32, in place. asm, as in int8_gemm_avx512.cpp: with the builtin GCC 12 copies the
+    // accumulators around each instruction and spills some to the stack.
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(w));
+    return acc;
 #else
     // vpmaddubsw adds adjacent u8 x s8 pairs into int16 (exact: 2 * 255 * 63 < 32767 with 7-bit
     // weights), vpmaddwd with ones adds those pairs into int32: the same sums as vpdpbusd.

@@ -9,13 +9,14 @@
 #endif
 #include <immintrin.h>
 
-// The register tile: 8 rows x 2 blocks of 16 outputs (16 accumulators, 2 weight registers),
-// measured on one core against 1x64, 1x128, 1x192, 2x64, 2x128, 3x128, 4x64, 4x96, 5x64, 6x48,
-// 6x64, 7x48, 8x48, 10x32, 12x16, 12x32, 16x16 (docs/performance.md): with vpdpbusd 8x32 and 6x64
-// reach ~600 GOP/s, 1x64 ~275; without VNNI 8x32 is best too (235-250 GOP/s).
+// The register tile: 4 rows x 4 blocks of 16 outputs (16 accumulators, 4 weight registers).
+// Measured on one core with the accumulators kept in registers (the asm dot below), on the seed
+// ViT's batch-1 layers (bench_layers BM_Int8LinearForward/4-7, Xeon with AVX512-VNNI): 4x64 81 /
+// 33.5 / 30.4 us (q|k|v, attention out, merge), 6x64 83 / 34 / 31, 8x32 85 / 35 / 31, 12x32 96 /
+// 39 / 34; before that fix (session 4), 8x32 and 6x64 led a sweep of 17 shapes.
 #ifndef HARVIT_TILE_ROWS
-#define HARVIT_TILE_ROWS 8
-#define HARVIT_TILE_BLOCKS 2
+#define HARVIT_TILE_ROWS 4
+#define HARVIT_TILE_BLOCKS 4
 #endif
 
 #include "core/int8_tile_impl.h"
@@ -31,7 +32,10 @@ struct V512 {
   static reg load(const int8_t* p) { return _mm512_loadu_si512(p); }
   static reg dot(reg acc, reg a, reg w) {
 #ifdef HARVIT_INT8_AVX512VNNI
-    return _mm512_dpbusd_epi32(acc, a, w);  // vpdpbusd zmm: 4 u8 x s8 products into int32
+    // vpdpbusd zmm: 4 u8 x s8 products into int32, in place. Written as asm: with the builtin,
+    // GCC 12 copies every accumulator to another register and back around each vpdpbusd.
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(w));
+    return acc;
 #else
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(a, w), _mm512_set1_epi16(1)));
 #endif

@@ -2,9 +2,11 @@
 // without AVX-512): the AVX2 kernel with one dot instruction instead of three. Compiled with
 // -mavx2 -mfma -mavxvnni.
 #define HARVIT_INT8_AVXVNNI 1
-// 3 rows x 32 outputs (12 accumulators, 4 weight registers of the 16 ymm): measured on one core
-// against 1x32, 1x64, 2x32, 2x48, 4x16, 4x24, 5x16, 6x16, 7x16 (3x32, 5x16 and 7x16 within 3 %,
-// 1x64 27 % slower; docs/performance.md).
-#define HARVIT_TILE_ROWS 3
-#define HARVIT_TILE_BLOCKS 4
+// 6 rows x 16 outputs (12 accumulators, 2 weight registers, 1 broadcast: 15 of the 16 ymm).
+// Measured on one core (HARVIT_ISA=avx_vnni, bench_layers BM_Int8LinearForward/4-7, the seed ViT's
+// batch-1 layers): 6x16 145 / 58 / 50 us (q|k|v, attention out, merge), 4x24 147 / 58 / 52,
+// 2x32 172 / 67 / 62, 3x32 220 / 79 / 77 (3x32 needs 17 registers: one accumulator lives on the
+// stack; it led the session-4 sweep, when every shape's accumulators were shuffled anyway).
+#define HARVIT_TILE_ROWS 6
+#define HARVIT_TILE_BLOCKS 2
 #include "int8_gemm_avx2.cpp"

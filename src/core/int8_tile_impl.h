@@ -37,28 +37,37 @@ inline __attribute__((always_inline)) void unroll(F&& f) {
 // bytes, RB * NB dot steps.
 template <class V, int RB, int NB>
 inline __attribute__((always_inline)) void tile(const Args& g, int64_t r0, int64_t ob0) {
-  typename V::reg acc[RB][NB];
-  unroll<RB>([&](auto r) { unroll<NB>([&](auto nb) { acc[r][nb] = V::zero(); }); });
+  // Plain loops over constant bounds (fully unrolled) and one flat accumulator array: GCC 12 keeps
+  // these in registers across the k loop; nested capturing lambdas here made it shuffle the
+  // accumulators between registers (and the stack) on every step.
+  typename V::reg acc[RB * NB];
+#pragma GCC unroll 32
+  for (int i = 0; i < RB * NB; ++i) acc[i] = V::zero();
   const int64_t bstride = g.kgroups * 4 * V::BLOCK;
   const int8_t* w0 = g.w + ob0 * bstride;
   const uint8_t* a0 = g.a + r0 * g.lda;
+  const int64_t lda = g.lda;
   for (int64_t kg = 0; kg < g.kgroups; ++kg) {
     typename V::reg w[NB];
-    unroll<NB>([&](auto nb) { w[nb] = V::load(w0 + nb * bstride + kg * 4 * V::BLOCK); });
-    unroll<RB>([&](auto r) {
+#pragma GCC unroll 8
+    for (int nb = 0; nb < NB; ++nb) w[nb] = V::load(w0 + nb * bstride + kg * 4 * V::BLOCK);
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) {
       int32_t a4;
-      std::memcpy(&a4, a0 + r * g.lda + kg * 4, 4);
+      std::memcpy(&a4, a0 + r * lda + kg * 4, 4);
       const typename V::reg av = V::bcast(a4);
-      unroll<NB>([&](auto nb) { acc[r][nb] = V::dot(acc[r][nb], av, w[nb]); });
-    });
+#pragma GCC unroll 8
+      for (int nb = 0; nb < NB; ++nb) acc[r * NB + nb] = V::dot(acc[r * NB + nb], av, w[nb]);
+    }
   }
-  unroll<RB>([&](auto r) {
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r) {
     const int64_t row = r0 + r;
-    unroll<NB>([&](auto nb) {
-      V::store(g.out + row * g.OUT, g.OUT, (ob0 + nb) * V::BLOCK, acc[r][nb], g.ascale[row], g.azp[row], g.wsum,
-               g.wscale, g.bias);
-    });
-  });
+#pragma GCC unroll 8
+    for (int nb = 0; nb < NB; ++nb)
+      V::store(g.out + row * g.OUT, g.OUT, (ob0 + nb) * V::BLOCK, acc[r * NB + nb], g.ascale[row], g.azp[row],
+               g.wsum, g.wscale, g.bias);
+  }
 }
 
 // RB rows, blocks [ob0, ob1) in tiles of NB, the last one narrower.
