@@ -7,11 +7,15 @@
 // or =onednn forces one of them for a comparison, HARVIT_ISA=avx2 (etc.) caps the kernels' ISA.
 #include <benchmark/benchmark.h>
 
+#include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "bench_common.h"
 #include "core/gemm.h"
 #include "core/rng.h"
+#include "core/threading.h"
 #include "core/int8_gemm.h"
 #include "deploy/quantize.h"
 #include "nn/layers.h"
@@ -59,6 +63,26 @@ void BM_LinearForward(benchmark::State& st) {
   flops(st, 2.0 * s.R * s.IN * s.OUT);
 }
 BENCHMARK(BM_LinearForward)->DenseRange(0, 7)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The same products over weights packed once (PackedB: batch-1 inference of a prepared model, and
+// the streaming path), on the pool's threads (OMP_NUM_THREADS) or, with arg 1 = 1, on the calling
+// thread alone (serial mode).
+void BM_PackedLinearForward(benchmark::State& st) {
+  const auto& s = kLinears[st.range(0)];
+  auto x = randn(s.R * s.IN), w = randn(s.OUT * s.IN, 2), b = randn(s.OUT, 3);
+  std::vector<float> out(s.R * s.OUT);
+  PackedB pb;
+  pb.pack_transposed(w.data(), s.OUT, s.IN, s.IN);
+  std::optional<SerialScope> serial;
+  if (st.range(1)) serial.emplace();
+  for (auto _ : st) {
+    for (int64_t r = 0; r < s.R; ++r) std::memcpy(out.data() + r * s.OUT, b.data(), s.OUT * sizeof(float));
+    pb.multiply(s.R, x.data(), s.IN, out.data(), s.OUT, true);
+  }
+  st.SetLabel(std::string(s.name) + (st.range(1) ? ", serial" : ", pool"));
+  flops(st, 2.0 * s.R * s.IN * s.OUT);
+}
+BENCHMARK(BM_PackedLinearForward)->ArgsProduct({{4, 5, 6, 7}, {0, 1}})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_LinearBackward(benchmark::State& st) {  // dinp and dW (and db): twice the forward's work
   const auto& s = kLinears[st.range(0)];
