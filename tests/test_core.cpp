@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "core/simd.h"
 #include "core/tensor.h"
+#include "core/threading.h"
 #include "fixture_util.h"
 #include "nn/params.h"
 
@@ -183,6 +184,35 @@ TEST(PackedB, MatchesDoubleLoopsForEveryTileAndPartialPanel) {
       }
     }
   }
+}
+
+// On the pool the panels are split among the threads: every element is still one thread's sum in
+// the same order, so any thread count gives the serial result bit for bit (GEMV and tile paths,
+// a partial last panel, more threads than panels).
+TEST(PackedB, PoolSplitEqualsTheCallingThreadBitForBit) {
+  Rng rng(13);
+  const int before = num_threads();
+  for (int64_t m : {1, 3, 12, 96}) {
+    for (int64_t n : {20, 123, 288}) {
+      const int64_t k = 300;
+      std::vector<float> A(m * k), W(n * k), want(m * n, 0.5f);
+      for (auto& v : A) v = rng.normal();
+      for (auto& v : W) v = rng.normal();
+      PackedB pb;
+      pb.pack_transposed(W.data(), n, k, k);
+      {
+        SerialScope serial;
+        pb.multiply(m, A.data(), k, want.data(), n, true);
+      }
+      for (int threads : {1, 2, 3, 5}) {
+        set_num_threads(threads);
+        std::vector<float> got(m * n, 0.5f);
+        pb.multiply(m, A.data(), k, got.data(), n, true);
+        ASSERT_EQ(got, want) << m << "x" << n << "x" << k << ", " << threads << " threads";
+      }
+    }
+  }
+  set_num_threads(before);
 }
 
 TEST(Simd, ExpWithinFourUlpOnTheSoftmaxRangeAndZeroBelow) {

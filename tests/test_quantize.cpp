@@ -281,7 +281,9 @@ void check_prepared_inference(const Cfg& cfg, uint64_t seed) {
 TEST(PackedInference, VitBatch1EqualsOneDnnAtAnyThreadCount) {
   nn::VitConfig cfg;  // the seed shape: every layer's R is at most 96 rows at batch 1
   check_prepared_inference<nn::Vit>(cfg, 21);
-  cfg.T = 100; cfg.M = 6; cfg.C = 12; cfg.D = 64; cfg.H = 3; cfg.A = 24; cfg.hidden = 96;  // partial panels
+  // partial panels, every layer on the packed path (block 0: 3 axes x 25 tokens = 75 rows), and a
+  // dense layer of 100 outputs = four 32-wide panels, the last partial (the GEMV's 4-panel group)
+  cfg.T = 100; cfg.M = 3; cfg.C = 12; cfg.D = 64; cfg.H = 3; cfg.A = 24; cfg.hidden = 100;
   check_prepared_inference<nn::Vit>(cfg, 22);
 }
 

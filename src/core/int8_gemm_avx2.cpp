@@ -4,7 +4,7 @@
 #include <immintrin.h>
 
 // The register tile: 1 row x 8 blocks of 8 outputs for AVX2 (measured on Zen 4 against 4x16,
-// 6x16, 3x24, 2x32, 1x96; on an AVX-512 host 3x16..5x16 and 3x24 are within 5 %), 3 rows x 4
+// 6x16, 3x24, 2x32, 1x96; on an AVX-512 host 3x16..5x16 and 3x24 are within 5 %), 6 rows x 2
 // blocks for AVX-VNNI (int8_gemm_avxvnni.cpp; see docs/performance.md).
 #ifndef HARVIT_TILE_ROWS
 #define HARVIT_TILE_ROWS 1

@@ -125,6 +125,7 @@ void Vit::set_precision(Precision p) {
   for (Block& b : blocks_)
     for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->set_precision(p, w);
   d0_.set_precision(p, w);
+  d3_.refresh_weights(w);  // stays fp32; its packed panels (if any) must follow the weights too
   precision_ = p;
 }
 
