@@ -154,22 +154,24 @@ TEST(PackedB, MatchesDoubleLoopsForEveryTileAndPartialPanel) {
   for (int64_t m : {1, 2, 5, 11, 12, 13, 25, 96}) {
     for (int64_t n : {1, 15, 16, 17, 33, 64, 100}) {
       for (int64_t k : {1, 7, 64}) {
-        for (bool acc : {false, true}) {
+        for (int mode = 0; mode < 4; ++mode) {  // accumulate x bias
+          const bool acc = mode & 1, with_bias = mode & 2;
           const int64_t lda = k + 3, ldc = n + 5, ldw = k + 1;
-          std::vector<float> A(m * lda), W(n * ldw), C(m * ldc), want;
+          std::vector<float> A(m * lda), W(n * ldw), C(m * ldc), bias(n), want;
           for (auto& v : A) v = rng.normal();
           for (auto& v : W) v = rng.normal();
           for (auto& v : C) v = rng.normal();
+          for (auto& v : bias) v = rng.normal();
           want = C;
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < n; ++j) {
-              double s = 0;
+              double s = with_bias ? bias[j] : 0.0;
               for (int64_t p = 0; p < k; ++p) s += double(A[i * lda + p]) * W[j * ldw + p];
               want[i * ldc + j] = static_cast<float>(acc ? want[i * ldc + j] + s : s);
             }
           PackedB pb;
           pb.pack_transposed(W.data(), n, k, ldw);
-          pb.multiply(m, A.data(), lda, C.data(), ldc, acc);
+          pb.multiply(m, A.data(), lda, C.data(), ldc, acc, with_bias ? bias.data() : nullptr);
           double worst = 0;
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < ldc; ++j) {
@@ -179,7 +181,7 @@ TEST(PackedB, MatchesDoubleLoopsForEveryTileAndPartialPanel) {
               }
               worst = std::max(worst, std::fabs(double(C[i * ldc + j]) - want[i * ldc + j]));
             }
-          ASSERT_LT(worst, 1e-4) << m << "x" << n << "x" << k << (acc ? " accumulate" : "");
+          ASSERT_LT(worst, 1e-4) << m << "x" << n << "x" << k << (acc ? " accumulate" : "") << (with_bias ? " bias" : "");
         }
       }
     }
@@ -195,19 +197,20 @@ TEST(PackedB, PoolSplitEqualsTheCallingThreadBitForBit) {
   for (int64_t m : {1, 3, 12, 96}) {
     for (int64_t n : {20, 123, 288}) {
       const int64_t k = 300;
-      std::vector<float> A(m * k), W(n * k), want(m * n, 0.5f);
+      std::vector<float> A(m * k), W(n * k), bias(n), want(m * n, 0.5f);
       for (auto& v : A) v = rng.normal();
       for (auto& v : W) v = rng.normal();
+      for (auto& v : bias) v = rng.normal();
       PackedB pb;
       pb.pack_transposed(W.data(), n, k, k);
       {
         SerialScope serial;
-        pb.multiply(m, A.data(), k, want.data(), n, true);
+        pb.multiply(m, A.data(), k, want.data(), n, true, bias.data());
       }
       for (int threads : {1, 2, 3, 5}) {
         set_num_threads(threads);
         std::vector<float> got(m * n, 0.5f);
-        pb.multiply(m, A.data(), k, got.data(), n, true);
+        pb.multiply(m, A.data(), k, got.data(), n, true, bias.data());
         ASSERT_EQ(got, want) << m << "x" << n << "x" << k << ", " << threads << " threads";
       }
     }

@@ -10,7 +10,8 @@ namespace harvit::f32k {
 
 // C (m x n, rows ldc apart) (+)= A (m x k, rows lda apart) B, where B (k x n) is packed in panels
 // of `width` columns: panel p holds columns [p * width, (p + 1) * width) as k rows of width floats
-// (columns past n zero). The call computes rows [r0, r1) of panels [p0, p1); accumulate adds to C.
+// (columns past n zero). The call computes rows [r0, r1) of panels [p0, p1); accumulate adds to C,
+// and a bias (n floats, or null) is added to every row.
 struct Args {
   const float* a;
   int64_t lda;
@@ -19,6 +20,7 @@ struct Args {
   float* c;
   int64_t ldc;
   bool accumulate;
+  const float* bias = nullptr;
 };
 using PanelFn = void (*)(const Args&, int64_t r0, int64_t r1, int64_t p0, int64_t p1);
 

@@ -170,20 +170,23 @@ void PackedB::pack_transposed(const float* W, int64_t n, int64_t k, int64_t ldw)
     for (int64_t p = 0; p < k; ++p) p_[((j / width_) * k + p) * width_ + j % width_] = W[j * ldw + p];
 }
 
-void PackedB::multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t ldc, bool accumulate) const {
+void PackedB::multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t ldc, bool accumulate,
+                       const float* bias) const {
   if (m <= 0 || n_ == 0) return;
   const int64_t panels = (n_ + width_ - 1) / width_;
   const f32k::Kernel* kern = panel_kernel();
   if (kern && kern->width != width_) kern = nullptr;
   auto run = [&](int64_t p0, int64_t p1) {  // panels [p0, p1), every row
     if (kern) {
-      kern->fn(f32k::Args{A, lda, p_.data(), k_, n_, C, ldc, accumulate}, 0, m, p0, p1);
+      kern->fn(f32k::Args{A, lda, p_.data(), k_, n_, C, ldc, accumulate, bias}, 0, m, p0, p1);
       return;
     }
     for (int64_t pn = p0; pn < p1; ++pn) {  // AVX2: the small kernel over each contiguous panel
-      const int64_t j0 = pn * width_;
-      small_gemm(m, std::min(width_, n_ - j0), k_, 1.0f, A, lda, 1, p_.data() + pn * k_ * width_, width_, C + j0, ldc,
-                 accumulate);
+      const int64_t j0 = pn * width_, w = std::min(width_, n_ - j0);
+      if (bias)  // C's columns of this panel start as the bias (or get it added), then accumulate
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < w; ++j) C[i * ldc + j0 + j] = (accumulate ? C[i * ldc + j0 + j] : 0.0f) + bias[j0 + j];
+      small_gemm(m, w, k_, 1.0f, A, lda, 1, p_.data() + pn * k_ * width_, width_, C + j0, ldc, accumulate || bias);
     }
   };
   // On the pool, the panels are split into one contiguous run per thread: every thread streams

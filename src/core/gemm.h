@@ -50,9 +50,11 @@ class PackedB {
   bool empty() const { return p_.empty(); }
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
-  // C (m x n, rows ldc apart) = A (m x k, rows lda apart) B (+ C when accumulate). On the calling
-  // thread in serial mode; otherwise the panels are shared among the pool's threads.
-  void multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t ldc, bool accumulate) const;
+  // C (m x n, rows ldc apart) = A (m x k, rows lda apart) B (+ bias, n floats, on every row, when
+  // given) (+ C when accumulate). On the calling thread in serial mode; otherwise the panels are
+  // shared among the pool's threads.
+  void multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t ldc, bool accumulate,
+                const float* bias = nullptr) const;
   // The kernel pack_transposed chooses on this CPU: "AVX512 12x32" or "AVX2 6x16".
   static const char* kernel_name();
 

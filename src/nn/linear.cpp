@@ -1,6 +1,5 @@
 #include "nn/linear.h"
 
-#include <cstring>
 
 #include "core/tensor.h"
 #include "core/threading.h"
@@ -56,9 +55,7 @@ void Linear::forward(float* out, const float* inp, const float* values, int64_t 
     // every call, which costs most for few rows).
     if (pw_.empty() || pw_stale_) pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
     pw_stale_ = false;
-    const float* b = values + b_;
-    for (int64_t r = 0; r < R; ++r) std::memcpy(out + r * OUT_, b, OUT_ * sizeof(float));
-    pw_.multiply(R, inp, IN_, out, OUT_, true);
+    pw_.multiply(R, inp, IN_, out, OUT_, false, values + b_);  // the bias added in the kernel's store
   } else {
     linear_forward(out, inp, values + w_, values + b_, R, IN_, OUT_);
   }
