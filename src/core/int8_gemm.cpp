@@ -138,7 +138,7 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
   // Each row is quantised on its own: u8 over [0, max] (all 256 levels) when the row is
   // non-negative (the ReLU outputs most layers read), else zero point 128 and scale max|x| / 127.
   // Per row, so a window's result never depends on the other windows of its batch.
-  parallel_for(R, R * IN >= kMinParallel, [&](int64_t r) {
+  auto quantise = [&](int64_t r) {
     const float* x = inp + r * IN;
     float lo = x[0], hi = x[0];
     // written as compares, not std::min/std::max: GCC 12 left that loop scalar (vminss/vmaxss,
@@ -156,21 +156,26 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
     uint8_t* q = a8_.data() + r * INp;
 #pragma omp simd
     for (int64_t i = 0; i < IN; ++i) q[i] = static_cast<uint8_t>(std::nearbyint(x[i] * inv) + zp);
-  });
+  };
   // serial mode (streaming): always the own kernel, as oneDNN's GEMM allocates on every call
   if (isa_ != Int8Isa::None && (use_own_kernel(R) || serial_mode())) {
     // The kernel's register tiles (core/int8_kernels.h; shapes measured in docs/performance.md),
-    // every (output tile, row tile) pair shared among the threads.
+    // every (output tile, row tile) pair shared among the threads; the rows are quantised in the
+    // same parallel region, one barrier before the products.
     const int8k::Kernel& k = *kernel_of(isa_);
     const int8k::Args g{a8_.data(),  INp,         wpack_.data(),  INp / 4, ascale_.data(), azp_.data(),
                         wsum_.data(), wscale_.data(), bias_.data(), out,    OUT};
     const int64_t nob = OUTp_ / k.block, TB = k.tile_blocks, TR = k.tile_rows;
     const int64_t otiles = (nob + TB - 1) / TB, rtiles = (R + TR - 1) / TR;
-    parallel_for_2d(otiles, rtiles, R * IN * OUT >= 64 * kMinParallel, [&](int64_t ot, int64_t rt) {
-        k.fn(g, rt * TR, std::min(R, (rt + 1) * TR), ot * TB, std::min(nob, (ot + 1) * TB));
-    });
+    parallel_then_2d(
+        R, quantise, otiles, rtiles,
+        [&](int64_t ot, int64_t rt) {
+          k.fn(g, rt * TR, std::min(R, (rt + 1) * TR), ot * TB, std::min(nob, (ot + 1) * TB));
+        },
+        R * IN * OUT >= 64 * kMinParallel);
     return;
   }
+  parallel_for(R, R * IN >= kMinParallel, quantise);
   if (static_cast<int64_t>(acc_.size()) < R * OUT) acc_.resize(R * OUT);
   const int32_t co = 0;
   // no offset for oneDNN: each row's zero point is taken out below, as zp_r * sum_k w[c][k]

@@ -52,4 +52,27 @@ void parallel_for_2d(int64_t n, int64_t m, bool big, F&& f) {
     for (int64_t j = 0; j < m; ++j) f(i, j);
 }
 
+// Two loops that must run one after the other (f1 over [0, n1), then f2 over the pairs of
+// [0, n2) x [0, m2) as collapse(2)), in one parallel region with one barrier between them instead
+// of two regions: a region's fork and join cost more than its barrier, and the first loop (too
+// small on its own to wake the pool for) gets the threads too. Serial mode or !big: plain loops.
+template <class F1, class F2>
+void parallel_then_2d(int64_t n1, F1&& f1, int64_t n2, int64_t m2, F2&& f2, bool big) {
+  if (!big || serial_mode()) {
+    for (int64_t i = 0; i < n1; ++i) f1(i);
+    for (int64_t i = 0; i < n2; ++i)
+      for (int64_t j = 0; j < m2; ++j) f2(i, j);
+    return;
+  }
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n1; ++i) f1(i);
+    // (the implicit barrier of the loop above: f2 sees every f1)
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t i = 0; i < n2; ++i)
+      for (int64_t j = 0; j < m2; ++j) f2(i, j);
+  }
+}
+
 }  // namespace harvit
