@@ -1,6 +1,5 @@
 #include "nn/linear.h"
 
-
 #include "core/tensor.h"
 #include "core/threading.h"
 #include "nn/layers.h"
