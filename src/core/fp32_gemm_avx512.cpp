@@ -97,6 +97,13 @@ void rows_tile(int rows, int64_t k, const float* a, int64_t lda, const float* b,
 
 __mmask16 lanes(int64_t n) { return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u); }
 
+// The two 16-lane masks of panel p's columns (the last panel may be partial): m[0], m[1].
+void panel_masks(int64_t n, int64_t p, __mmask16* m) {
+  const int64_t nc = n - p * kWidth < kWidth ? n - p * kWidth : kWidth;
+  m[0] = lanes(nc);
+  m[1] = lanes(nc > 16 ? nc - 16 : 0);
+}
+
 void panels(const Args& g, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
   const int64_t m = r1 - r0;
   if (m <= 0) return;
@@ -105,18 +112,12 @@ void panels(const Args& g, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
     int64_t p = p0;
     __mmask16 mk[2 * NP];
     for (; p + NP <= p1; p += NP) {
-      for (int q = 0; q < NP; ++q) {
-        const int64_t nc = g.n - (p + q) * kWidth < kWidth ? g.n - (p + q) * kWidth : kWidth;
-        mk[2 * q] = lanes(nc);
-        mk[2 * q + 1] = lanes(nc > 16 ? nc - 16 : 0);
-      }
+      for (int q = 0; q < NP; ++q) panel_masks(g.n, p + q, mk + 2 * q);
       gemv_panels<NP>(g.k, g.a + r0 * g.lda, g.bp + p * g.k * kWidth, g.k * kWidth, g.c + r0 * g.ldc + p * kWidth,
                       g.accumulate, g.bias ? g.bias + p * kWidth : nullptr, mk);
     }
     for (; p < p1; ++p) {
-      const int64_t nc = g.n - p * kWidth < kWidth ? g.n - p * kWidth : kWidth;
-      mk[0] = lanes(nc);
-      mk[1] = lanes(nc > 16 ? nc - 16 : 0);
+      panel_masks(g.n, p, mk);
       gemv_panels<1>(g.k, g.a + r0 * g.lda, g.bp + p * g.k * kWidth, g.k * kWidth, g.c + r0 * g.ldc + p * kWidth,
                      g.accumulate, g.bias ? g.bias + p * kWidth : nullptr, mk);
     }
@@ -125,13 +126,14 @@ void panels(const Args& g, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
   // ceil(m / 12) row tiles of near-equal height: short tiles keep too few FMA chains in flight
   const int64_t tiles = (m + kRows - 1) / kRows;
   for (int64_t p = p0; p < p1; ++p) {
-    const int64_t j0 = p * kWidth, nc = g.n - j0 < kWidth ? g.n - j0 : kWidth;
-    const __mmask16 m0 = lanes(nc), m1 = lanes(nc > 16 ? nc - 16 : 0);
+    const int64_t j0 = p * kWidth;
+    __mmask16 mk[2];
+    panel_masks(g.n, p, mk);
     const float* b = g.bp + p * g.k * kWidth;
     for (int64_t t = 0, i = r0; t < tiles; ++t) {
       const int rows = static_cast<int>(m / tiles + (t >= tiles - m % tiles ? 1 : 0));
       rows_tile(rows, g.k, g.a + i * g.lda, g.lda, b, g.c + i * g.ldc + j0, g.ldc, g.accumulate,
-                g.bias ? g.bias + j0 : nullptr, m0, m1);
+                g.bias ? g.bias + j0 : nullptr, mk[0], mk[1]);
       i += rows;
     }
   }
