@@ -246,6 +246,36 @@ TEST(Simd, Transpose8x8) {
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 13; ++j) EXPECT_EQ(dst[i * 13 + j], j < 8 ? src[j * 11 + i] : -1.0f) << i << "," << j;
 }
+
+// The four-accumulator reductions against double-precision loops, at every length that takes a
+// different path (below 8, the 8-wide tail, the 32-wide rounds, the scalar tail), with the
+// extreme values placed in the tails and in each accumulator's lanes.
+TEST(Simd, RowReductionsMatchPlainLoopsAtEveryTailLength) {
+  Rng rng(7);
+  for (int64_t n : {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 63, 64, 65, 100, 256, 257, 3072}) {
+    for (int64_t at : {int64_t(0), n / 2, n - 1}) {
+      std::vector<float> x(n);
+      for (auto& v : x) v = rng.normal() * 3.0f + 1.0f;
+      x[at] = 50.0f;  // the maximum, at the start, middle or end
+      x[(at + n / 3) % n] = n > 1 ? -40.0f : 50.0f;
+      double s = 0, m = 0, ss = 0;
+      float lo = x[0], hi = x[0];
+      for (float v : x) {
+        s += v;
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      m = s / double(n);
+      for (float v : x) ss += (v - float(m)) * double(v - float(m));
+      EXPECT_NEAR(simd::sum(x.data(), n), s, 1e-5 * (std::fabs(s) + 50.0 * n)) << "n " << n;
+      EXPECT_NEAR(simd::sum_sq_dev(x.data(), n, float(m)), ss, 1e-5 * (ss + 1.0)) << "n " << n;
+      float l = 0, h = 0;
+      simd::min_max(x.data(), n, l, h);
+      EXPECT_EQ(l, lo) << "n " << n << " at " << at;
+      EXPECT_EQ(h, hi) << "n " << n << " at " << at;
+    }
+  }
+}
 #endif
 
 TEST(ParamSlab, PlacedTensorsMustTileTheSlabExactly) {
