@@ -145,6 +145,35 @@ TEST(SmallGemm, KernelsMatchDoubleLoopsForEveryTileAndTail) {
     }
 }
 
+// The AVX-512 and AVX2 small kernels promise the same bits (a model's outputs must not depend on
+// the CPU's vector width): each element is a chain of fused multiply-adds over k from zero, then
+// times alpha, then + C. Checked against that chain written out, on whichever kernel this CPU
+// (capped by HARVIT_ISA: the isa_avx2_packed_gemm test) runs.
+TEST(SmallGemm, EveryKernelGivesTheBitsOfOneFmaChainPerElement) {
+  Rng rng(37);
+  for (int64_t m : {1, 5, 12, 32})
+    for (int64_t n : {3, 16, 32, 33, 64})
+      for (int64_t k : {1, 9, 64}) {
+        std::vector<float> A(m * k), B(k * n), C0(m * n);
+        for (auto& v : A) v = rng.normal();
+        for (auto& v : B) v = rng.normal();
+        for (auto& v : C0) v = rng.normal();
+        for (bool accumulate : {false, true}) {
+          std::vector<float> C = C0;
+          small_gemm(m, n, k, 0.3f, A.data(), k, 1, B.data(), n, C.data(), n, accumulate);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              float s = 0.0f;
+              for (int64_t p = 0; p < k; ++p) s = std::fma(A[i * k + p], B[p * n + j], s);
+              volatile float v = 0.3f * s;  // rounded here, as the kernels do (no fused alpha * s + C)
+              const float want = accumulate ? v + C0[i * n + j] : v;
+              ASSERT_EQ(C[i * n + j], want) << small_gemm_kernel() << " " << m << "x" << n << "x" << k << " (" << i
+                                            << "," << j << ") acc " << accumulate;
+            }
+        }
+      }
+}
+
 #ifdef HARVIT_AVX2
 // PackedB (the streaming path's fp32 products): every row-tile height, partial panels, odd k,
 // with and without accumulation, against double loops; HARVIT_ISA=avx2 runs the AVX2 panels.

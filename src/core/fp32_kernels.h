@@ -8,10 +8,14 @@
 
 namespace harvit::f32k {
 
-// C (m x n, rows ldc apart) (+)= A (m x k, rows lda apart) B, where B (k x n) is packed in panels
-// of `width` columns: panel p holds columns [p * width, (p + 1) * width) as k rows of width floats
-// (columns past n zero). The call computes rows [r0, r1) of panels [p0, p1); accumulate adds to C,
-// and a bias (n floats, or null) is added to every row.
+// C (m x n, rows ldc apart) = alpha * A B (+ bias) (+ C when accumulate), where element (i, p) of
+// A is a[i * lda + p * acs] and B (k x n) is either packed in panels of `width` columns (ldb = 0:
+// panel p holds columns [p * width, (p + 1) * width) as k rows of width floats, columns past n
+// zero) or a plain row-major matrix with rows ldb apart (columns past n are never read). The call
+// computes rows [r0, r1) of panels [p0, p1) (columns [p0 * width, min(n, p1 * width))); a bias (n
+// floats, or null) is added to every row. Every element is the sum over p in order, by fused
+// multiply-adds from zero, then times alpha, + bias, + C: the AVX2 small kernel's order (core/
+// gemm.cpp), so the two give the same bits.
 struct Args {
   const float* a;
   int64_t lda;
@@ -21,6 +25,9 @@ struct Args {
   int64_t ldc;
   bool accumulate;
   const float* bias = nullptr;
+  float alpha = 1.0f;
+  int64_t ldb = 0;  // 0: packed panels
+  int64_t acs = 1;
 };
 using PanelFn = void (*)(const Args&, int64_t r0, int64_t r1, int64_t p0, int64_t p1);
 

@@ -17,8 +17,9 @@ void gemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha
 // per product costs more than the arithmetic.
 // C (m x n, row stride ldc) = alpha * A B (+ C when accumulate), where element (i, p) of A is
 // A[i * ars + p * acs] (any layout: a transpose is a swap of the two strides) and B (k x n) has
-// row stride ldb and unit column stride. Runs an AVX2/FMA kernel (6 x 16 register tiles) where
-// the build has it, else small_gemm_reference.
+// row stride ldb and unit column stride. Runs the AVX-512 kernel (12 x 32 register tiles, core/
+// fp32_kernels.h) where the CPU has AVX-512, else an AVX2/FMA kernel (6 x 16 tiles) where the
+// build has it, else small_gemm_reference; the two kernels give the same bits.
 void small_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t ars, int64_t acs,
                 const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate);
 // The same products by plain loops, any strides (element (p, j) of B at B[p * brs + j * bcs]):
@@ -33,7 +34,7 @@ void small_gemm_reference(int64_t m, int64_t n, int64_t k, float alpha, const fl
 void small_gemm_nt(int64_t m, int64_t n, int64_t k, float alpha, const float* A, int64_t lda, const float* B,
                    int64_t ldb, float* C, int64_t ldc, bool accumulate);
 
-// The small-GEMM kernel this build runs: "harvit AVX2 6x16" or "portable loops".
+// The small-GEMM kernel this CPU runs: "harvit AVX512 12x32", "harvit AVX2 6x16" or "portable loops".
 const char* small_gemm_kernel();
 
 // A constant right-hand operand B (k x n) packed once into column panels for the fastest fp32
