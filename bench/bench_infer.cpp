@@ -3,7 +3,8 @@
 // pool with --threads threads (b1_*), and on the pool-free serial path the streaming recogniser and
 // the C API use (b1_serial_*: the calling thread alone, core/threading.h SerialScope; fp32 over
 // packed panels). Prints one JSON line ("isa": the CPU features and kernels, core/cpu.h);
-// bench/compare_torch runs it beside PyTorch.
+// bench/compare_torch runs it beside PyTorch. --stages instead prints where a batch-1 forward's
+// time goes (core/stages.h: mean wall time per stage, on the pool and on the serial path).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@
 
 #include "bench_common.h"
 #include "core/gemm.h"
+#include "core/stages.h"
 #include "core/threading.h"
 #include "deploy/quantize.h"
 
@@ -27,6 +29,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "batch for the throughput figure")->capture_default_str();
   app.add_option("--threads", threads, "0 = OpenMP default");
   app.add_option("--precision", precision, "fp32 | int8")->capture_default_str();
+  bool stage_table = false;
+  app.add_flag("--stages", stage_table, "print the batch-1 forward's time per stage (pool, then serial) and exit");
   CLI11_PARSE(app, argc, argv);
   set_num_threads(threads);
   bench::SeedModel s(std::max<int64_t>(batch, 64));
@@ -47,6 +51,27 @@ int main(int argc, char** argv) {
     return ms;
   };
   auto p99 = [](const std::vector<double>& v) { return v[std::min<size_t>(v.size() - 1, v.size() * 99 / 100)]; };
+  if (stage_table) {
+    auto print = [&](const char* path) {
+      stages::clear();
+      stages::enable(true);
+      const std::vector<double> ms = time_b1();
+      stages::enable(false);
+      double sum = 0;
+      std::printf("%s, %d thread(s), %s: median %.1f us per forward\n", precision.c_str(),
+                  serial_mode() ? 1 : num_threads(), path, 1e3 * ms[ms.size() / 2]);
+      for (const stages::Row& r : stages::table()) {
+        std::printf("  %-40s %8.1f us\n", r.name.c_str(), 1e6 * r.seconds / r.count);
+        sum += 1e6 * r.seconds / r.count;
+      }
+      std::printf("  %-40s %8.1f us (mean; the stages' clock adds a little)\n", "sum", sum);
+    };
+    print("pool");
+    SerialScope one_thread;
+    print("serial");
+    std::printf("isa: %s\n", bench::isa_json().c_str());
+    return 0;
+  }
   const std::vector<double> ms = time_b1();
   std::vector<double> serial;
   {

@@ -2,6 +2,7 @@
 // quantisation error bound, the whole int8 ViT against the fp32 ViT, and the clear failures.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "core/gemm.h"
 #include "core/rng.h"
 #include "core/int8_gemm.h"
+#include "core/stages.h"
 #include "deploy/quantize.h"
 #include "fixture_util.h"
 #include "nn/cnn.h"
@@ -290,4 +292,40 @@ TEST(PackedInference, VitBatch1EqualsOneDnnAtAnyThreadCount) {
 TEST(PackedInference, CnnBatch1EqualsOneDnnAtAnyThreadCount) {
   nn::CnnConfig cfg;
   check_prepared_inference<nn::Cnn>(cfg, 23);
+}
+
+// bench_infer --stages: a forward marks every stage once, in order, on the calling thread's table,
+// only while recording is on; the stages' times add up to about the forward's.
+TEST(Stages, VitForwardMarksEveryStageOnceWhileEnabled) {
+  nn::VitConfig cfg;
+  cfg.T = 64; cfg.D = 32; cfg.H = 2; cfg.A = 16; cfg.hidden = 64;  // 3 blocks, small
+  nn::Vit vit(cfg);
+  test::fixture_params(vit, 5);
+  std::vector<float> x(cfg.T * cfg.M, 0.5f);
+  stages::clear();
+  vit.forward(x.data(), 1);
+  EXPECT_TRUE(stages::table().empty()) << "recorded while disabled";
+  stages::enable(true);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i) vit.forward(x.data(), 1);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stages::enable(false);
+  vit.forward(x.data(), 1);  // not counted
+  const auto& t = stages::table();
+  ASSERT_EQ(t.size(), 1u + 6u * cfg.L + 2u);
+  EXPECT_EQ(t.front().name, "patch embedding");
+  EXPECT_EQ(t[1].name, "block 0 q|k|v");
+  EXPECT_EQ(t[6].name, "block 0 LayerNorm 2");
+  EXPECT_EQ(t[7].name, "block 1 q|k|v");
+  EXPECT_EQ(t.back().name, "head LayerNorm + dense_tower.3");
+  double sum = 0;
+  for (const auto& r : t) {
+    EXPECT_EQ(r.count, 3) << r.name;
+    EXPECT_GE(r.seconds, 0.0) << r.name;
+    sum += r.seconds;
+  }
+  EXPECT_LE(sum, wall);
+  EXPECT_GT(sum, 0.5 * wall);
+  stages::clear();
+  EXPECT_TRUE(stages::table().empty());
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "core/stages.h"
 #include "nn/layers.h"
 
 namespace harvit::nn {
@@ -192,12 +193,14 @@ void Vit::ensure_grad_buffers() {
 
 const float* Vit::forward(const float* x, int64_t B) {
   ensure_batch(B);
+  stages::Clock clock;  // bench_infer --stages
   const auto& c = cfg_;
   const int64_t HA = c.H * c.A, G = B * c.M, D = c.D;
   const float* w = params_.values();
   // x (B,1,T,M) -> h0 (B,M,N,D)
   patch_embed_forward(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, B, c.T, c.M,
                       c.P, D);
+  clock.mark("patch embedding");
   const float* h = h0_.data();
   for (int64_t l = 0; l < c.L; ++l) {
     Block& p = blocks_[l];
@@ -206,23 +209,31 @@ const float* Vit::forward(const float* x, int64_t B) {
     // h (G,n,D) -> q|k|v (G,n,3HA) -> z (G,n,HA) -> y = relu(h + LN(z Wo^T + bo)) (G,n,D)
     float* qkv = a.qkv.data();
     p.qkv.forward(qkv, h, w, R);
+    clock.mark("block q|k|v", l);
     attention_forward(a.z.data(), a.att.data(), qkv, qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
+    clock.mark("block attention", l);
     p.o.forward(a.o.data(), a.z.data(), w, R);
+    clock.mark("block attention out", l);
     layernorm_forward(a.y.data(), a.mean1.data(), a.rstd1.data(), a.o.data(), w + p.g1, w + p.b1, R,
                       D, h, true);
     // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
     // y's own memory, only odd n needs a padded copy
     const float* cat = patch_merge_input(a.cat.data(), a.y.data(), G, n, D);
+    clock.mark("block LayerNorm 1 (+ merge input)", l);
     p.merge.forward(a.u.data(), cat, w, R2);
+    clock.mark("block patch merge", l);
     layernorm_forward(a.out.data(), a.mean2.data(), a.rstd2.data(), a.u.data(), w + p.g2, w + p.b2,
                       R2, D, nullptr, true);
+    clock.mark("block LayerNorm 2", l);
     h = a.out.data();
   }
   // flatten (B,M,nL,D) -> (B,F) is the same memory; dense tower -> logits (B,C)
   d0_.forward(a1_.data(), h, w, B);
+  clock.mark("dense_tower.0");
   layernorm_forward(r_.data(), mean_h_.data(), rstd_h_.data(), a1_.data(), w + d1g_, w + d1b_, B,
                     c.hidden, nullptr, true);
   d3_.forward(logits_.data(), r_.data(), w, B);
+  clock.mark("head LayerNorm + dense_tower.3");
   logits_ptr_ = logits_.data();
   return logits_ptr_;
 }
