@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/gemm.h"
@@ -149,27 +150,40 @@ TEST(SmallGemm, KernelsMatchDoubleLoopsForEveryTileAndTail) {
 // the CPU's vector width): each element is a chain of fused multiply-adds over k from zero, then
 // times alpha, then + C. Checked against that chain written out, on whichever kernel this CPU
 // (capped by HARVIT_ISA: the isa_avx2_packed_gemm test) runs.
+// Every row-tile height of both kernels (m 1..13, 25, 32), panel widths with partial masks and
+// four-panel GEMV groups (n up to 130), strided and transposed views of A, B and C wider than the
+// product (columns past n untouched).
 TEST(SmallGemm, EveryKernelGivesTheBitsOfOneFmaChainPerElement) {
+  if (std::string(small_gemm_kernel()) == "portable loops")
+    GTEST_SKIP() << "no vector kernel in this build (the portable loops make no such promise)";
   Rng rng(37);
-  for (int64_t m : {1, 5, 12, 32})
-    for (int64_t n : {3, 16, 32, 33, 64})
+  for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 25, 32})
+    for (int64_t n : {3, 16, 17, 32, 33, 64, 130})
       for (int64_t k : {1, 9, 64}) {
-        std::vector<float> A(m * k), B(k * n), C0(m * n);
+        const int64_t pad = 3, ldb = n + pad, ldc = n + pad;
+        std::vector<float> A((m + pad) * (k + pad)), B(k * ldb), C0(m * ldc);
         for (auto& v : A) v = rng.normal();
         for (auto& v : B) v = rng.normal();
         for (auto& v : C0) v = rng.normal();
-        for (bool accumulate : {false, true}) {
-          std::vector<float> C = C0;
-          small_gemm(m, n, k, 0.3f, A.data(), k, 1, B.data(), n, C.data(), n, accumulate);
-          for (int64_t i = 0; i < m; ++i)
-            for (int64_t j = 0; j < n; ++j) {
-              float s = 0.0f;
-              for (int64_t p = 0; p < k; ++p) s = std::fma(A[i * k + p], B[p * n + j], s);
-              volatile float v = 0.3f * s;  // rounded here, as the kernels do (no fused alpha * s + C)
-              const float want = accumulate ? v + C0[i * n + j] : v;
-              ASSERT_EQ(C[i * n + j], want) << small_gemm_kernel() << " " << m << "x" << n << "x" << k << " (" << i
-                                            << "," << j << ") acc " << accumulate;
-            }
+        for (bool transposed_a : {false, true}) {
+          // element (i, p) of A at A[i * ars + p * acs]: rows, or a transposed view
+          const int64_t ars = transposed_a ? 1 : k + pad, acs = transposed_a ? m + pad : 1;
+          for (bool accumulate : {false, true}) {
+            std::vector<float> C = C0;
+            small_gemm(m, n, k, 0.3f, A.data(), ars, acs, B.data(), ldb, C.data(), ldc, accumulate);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                float want = C0[i * ldc + j];  // past n: untouched
+                if (j < n) {
+                  float s = 0.0f;
+                  for (int64_t p = 0; p < k; ++p) s = std::fma(A[i * ars + p * acs], B[p * ldb + j], s);
+                  volatile float v = 0.3f * s;  // rounded here, as the kernels do (no fused alpha * s + C)
+                  want = accumulate ? v + C0[i * ldc + j] : v;
+                }
+                ASSERT_EQ(C[i * ldc + j], want) << small_gemm_kernel() << " " << m << "x" << n << "x" << k << " ("
+                                                << i << "," << j << ") acc " << accumulate << " A^T " << transposed_a;
+              }
+          }
         }
       }
 }
@@ -302,6 +316,20 @@ TEST(Simd, RowReductionsMatchPlainLoopsAtEveryTailLength) {
       simd::min_max(x.data(), n, l, h);
       EXPECT_EQ(l, lo) << "n " << n << " at " << at;
       EXPECT_EQ(h, hi) << "n " << n << " at " << at;
+      if (n > 1) {  // a NaN anywhere but x[0] is skipped, wherever it falls (as the scalar form)
+        for (int64_t nan_at : {int64_t(1), n / 2, n - 1}) {
+          std::vector<float> y = x;
+          y[nan_at] = std::numeric_limits<float>::quiet_NaN();
+          float l2 = 0, h2 = 0, lo2 = y[0], hi2 = y[0];
+          for (float v : y) {
+            lo2 = v < lo2 ? v : lo2;
+            hi2 = v > hi2 ? v : hi2;
+          }
+          simd::min_max(y.data(), n, l2, h2);
+          EXPECT_EQ(l2, lo2) << "n " << n << " NaN at " << nan_at;
+          EXPECT_EQ(h2, hi2) << "n " << n << " NaN at " << nan_at;
+        }
+      }
     }
   }
 }

@@ -1,6 +1,8 @@
 // fp32 register-tile kernel for AVX-512 (core/fp32_kernels.h): 12 rows x 32 columns of C in 24
-// zmm registers over the whole k loop; per step one 32-float row of the packed panel (two
-// loads), 12 broadcasts of A, 24 FMAs. Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq.
+// zmm registers over the whole k loop; per step one 32-float row of B (a packed panel's, or a
+// plain matrix's read through the column masks: two loads), 12 broadcasts of A, 24 FMAs. Serves
+// PackedB (batch-1 and streaming linear layers) and small_gemm (attention heads). Compiled with
+// -mavx512f -mavx512bw -mavx512vl -mavx512dq -ffp-contract=off.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -132,7 +134,7 @@ void panels_t(const Args& g, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
   const int64_t m = r1 - r0;
   if (m <= 0) return;
   // packed: panel p at bp + p * k * width, rows width apart; plain: at bp + p * width, rows ldb apart
-  const int64_t ldb = g.ldb ? g.ldb : kWidth, pstride = g.ldb ? kWidth : g.k * kWidth;
+  const int64_t ldb = PLAIN ? g.ldb : kWidth, pstride = PLAIN ? kWidth : g.k * kWidth;
   if (m == 1) {  // a GEMV: four panels at a time, then the rest one by one
     constexpr int NP = 4;
     int64_t p = p0;
@@ -166,7 +168,7 @@ void panels_t(const Args& g, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
 }
 
 void panels(const Args& g, int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
-  if (g.ldb)
+  if (g.plain)
     panels_t<true>(g, r0, r1, p0, p1);
   else
     panels_t<false>(g, r0, r1, p0, p1);

@@ -52,7 +52,11 @@ using simd::unroll;
 // RB rows x 16 columns of C held in 2 * RB registers over the whole k loop: per step two rows of
 // B are loaded, RB elements of A broadcast, 2 * RB FMAs issued (RB = 6 keeps 12 FMA chains in
 // flight: 92 GFLOP/s on one core here, 4 rows only ~47). FULL = all 16 columns exist, else the
-// masks m0/m1 pick the columns that do (masked lanes are neither read nor written).
+// masks m0/m1 pick the columns that do (masked lanes are neither read nor written). Each element:
+// an FMA chain over k from zero, times alpha, + C - the AVX-512 kernel's order, so the two give
+// the same bits; this file is compiled with -ffp-contract=off so that alpha * sum + C stays two
+// roundings (GCC fused them in some tile heights). An inline function from a header that does
+// float arithmetic and is emitted here would carry that mode to its other callers: none is.
 template <int RB, bool FULL>
 void small_tile(int64_t k, float alpha, const float* A, int64_t ars, int64_t acs, const float* B, int64_t ldb,
                 float* C, int64_t ldc, bool accumulate, __m256i m0, __m256i m1) {
@@ -123,7 +127,7 @@ void small_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float* A, in
     // AVX-512: 12 x 32 tiles over B in place (the same sums in the same order as below: equal
     // bits). One attention head's q k^T and P v (32 x 32 x 64) took 2.0 and 1.75 us with the AVX2
     // kernel on one core of the Xeon.
-    f32k::Args g{A, ars, B, k, n, C, ldc, accumulate, nullptr, alpha, ldb, acs};
+    f32k::Args g{A, ars, B, k, n, C, ldc, accumulate, nullptr, alpha, true, ldb, acs};
     kern->fn(g, 0, m, 0, (n + kern->width - 1) / kern->width);
     return;
   }
@@ -190,7 +194,7 @@ void PackedB::multiply(int64_t m, const float* A, int64_t lda, float* C, int64_t
       kern->fn(f32k::Args{A, lda, p_.data(), k_, n_, C, ldc, accumulate, bias}, 0, m, p0, p1);
       return;
     }
-    for (int64_t pn = p0; pn < p1; ++pn) {  // AVX2: the small kernel over each contiguous panel
+    for (int64_t pn = p0; pn < p1; ++pn) {  // no AVX-512: the AVX2 small kernel over each panel
       const int64_t j0 = pn * width_, w = std::min(width_, n_ - j0);
       if (bias)  // C's columns of this panel start as the bias (or get it added), then accumulate
         for (int64_t i = 0; i < m; ++i)

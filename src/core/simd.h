@@ -135,19 +135,21 @@ inline float sum_sq_dev(const float* x, int64_t n, float m) {
       add, hsum, [m](float r, float v) { return r + (v - m) * (v - m); });
 }
 
-// lo = min, hi = max of x[0..n), n >= 1, in one pass (two accumulators for each)
+// lo = min, hi = max of x[0..n), n >= 1, in one pass (two accumulators for each). NaNs are
+// skipped unless x[0] is one, as in the scalar form below: vminps/vmaxps return their second
+// operand when either is NaN, so the accumulator goes second and starts from x[0].
 inline void min_max(const float* x, int64_t n, float& lo, float& hi) {
   lo = x[0];
   hi = x[0];
   int64_t i = 0;
   if (n >= 16) {
-    __m256 l0 = _mm256_loadu_ps(x), l1 = l0, h0 = l0, h1 = l0;
+    __m256 l0 = _mm256_set1_ps(x[0]), l1 = l0, h0 = l0, h1 = l0;
     for (; i + 16 <= n; i += 16) {
       const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
-      l0 = _mm256_min_ps(l0, v0);
-      l1 = _mm256_min_ps(l1, v1);
-      h0 = _mm256_max_ps(h0, v0);
-      h1 = _mm256_max_ps(h1, v1);
+      l0 = _mm256_min_ps(v0, l0);
+      l1 = _mm256_min_ps(v1, l1);
+      h0 = _mm256_max_ps(v0, h0);
+      h1 = _mm256_max_ps(v1, h1);
     }
     lo = hmin(_mm256_min_ps(l0, l1));
     hi = hmax(_mm256_max_ps(h0, h1));

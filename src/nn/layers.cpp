@@ -74,7 +74,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
   // A lower bar than other loops: a LayerNorm reads rows that the previous layer's threads each
   // wrote a share of, so on one thread it waits on the other cores' caches (batch 1, 2 threads:
   // block 0's 96 x 256 took 20 us on the calling thread, 12.5 on the pool).
-  parallel_for(R, R * Dn >= kMinParallel / 4, [&](int64_t r) {
+  parallel_for(R, R > 1 && R * Dn >= kMinParallel / 4, [&](int64_t r) {
     const float* x = inp + r * Dn;
     const float m = simd::sum(x, Dn) / static_cast<float>(Dn);
     const float rs = 1.0f / std::sqrt(simd::sum_sq_dev(x, Dn, m) / static_cast<float>(Dn) + kLnEps);
@@ -304,9 +304,9 @@ void patch_embed_forward(float* out, float* patches, const float* x, const float
   const int64_t R = B * M * N;
   if (R * D < kMinParallel * 4 || serial_mode()) {
     // A few windows (streaming, batch 1): one pass on the calling thread, each output written
-    // once, over w transposed (P, D) so that d is the vector index. The same operations in the
-    // same order as the GEMM below followed by the bias pass (a P-term sum from zero, then +
-    // (b + pos)); a GEMM with k = P = 4 and a second pass took 20 us of a 0.4 ms forward.
+    // once, over w transposed (P, D) so that d is the vector index: a P-term FMA chain from zero,
+    // then + (b + pos) - the operations, in order, of the small_gemm_nt + bias pass this replaced
+    // (20 us of a 0.4 ms forward: a GEMM with k = P = 4 and a second pass over the output).
     float* wt = thread_scratch(P * D);
     for (int64_t d = 0; d < D; ++d)
       for (int64_t p = 0; p < P; ++p) wt[p * D + d] = w[d * P + p];
