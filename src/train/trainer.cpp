@@ -7,7 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "core/gemm.h"
@@ -48,8 +50,24 @@ std::string fmt_time(double s) {
 }  // namespace
 
 void install_interrupt_handler() {
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  // The handler runs on a stack of its own (SA_ONSTACK). oneDNN 2.x's JIT f32 GEMM kernels
+  // (Debian 12 ships 2.6.3) point rsp at a heap workspace while they run (K > 84 on AVX-512), so a
+  // signal delivered then would write its frame - kilobytes with the AVX-512 state - into the heap
+  // below that buffer (oneDNN issue 4845, fixed upstream in 3.11.2). Seen in CI: a rank of an
+  // mpirun job aborting with "double free or corruption" after Ctrl-C. A signal sent to the
+  // process goes to the main thread when it does not block it (Linux tries it first), and that
+  // is the thread with this stack; forked workers (harvit cv --jobs) inherit both.
+  alignas(64) static char alt_stack[1 << 16];
+  stack_t ss{};
+  ss.ss_sp = alt_stack;
+  ss.ss_size = sizeof alt_stack;
+  if (sigaltstack(&ss, nullptr) != 0) fail("sigaltstack failed: " + std::string(std::strerror(errno)));
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_ONSTACK | SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM})
+    if (sigaction(sig, &sa, nullptr) != 0) fail("sigaction failed: " + std::string(std::strerror(errno)));
 }
 
 bool interrupt_requested() { return g_interrupted; }
