@@ -241,14 +241,25 @@ TEST(GradCheck, PatchMergeOddAndEven) {
   patch_merge_forward(out.data(), x.data(), 2, 3, 4);
   for (int64_t g = 0; g < 2; ++g)
     for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(out[(g * 2 + 1) * 8 + 4 + i], 0.0f);
-  // The merge input: the padded copy for odd n, the input itself (no copy) for even n, whose
-  // bytes already are the (G, n/2, 2*Dn) layout patch_merge_forward would write.
-  EXPECT_EQ(patch_merge_input(out.data(), x.data(), 2, 3, 4), out.data());
+  // For even n the merge reads its input in place (the ViT passes y itself): its bytes already
+  // are the (G, n/2, 2*Dn) layout patch_merge_forward would write.
   Vec even(2 * 4 * 4), copied(even.size(), -1.0f);
   for (size_t i = 0; i < even.size(); ++i) even[i] = float(i);
-  EXPECT_EQ(patch_merge_input(copied.data(), even.data(), 2, 4, 4), even.data());
   patch_merge_forward(copied.data(), even.data(), 2, 4, 4);
   EXPECT_EQ(copied, even);
+  // Any split of the output rows into ranges (a team's threads) writes what one call writes.
+  for (int64_t n : {7, 8, 1}) {
+    const int64_t G = 3, Dn = 5, n2 = (n + 1) / 2, rows = G * n2;
+    Vec in(G * n * Dn), whole(rows * 2 * Dn, -1.0f);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = float(i) + 0.5f;
+    patch_merge_forward(whole.data(), in.data(), G, n, Dn);
+    for (int64_t cut = 0; cut <= rows; ++cut) {
+      Vec parts(whole.size(), -1.0f);
+      patch_merge_forward_rows(parts.data(), in.data(), n, Dn, 0, cut);
+      patch_merge_forward_rows(parts.data(), in.data(), n, Dn, cut, rows);
+      ASSERT_EQ(parts, whole) << "n " << n << ", rows split at " << cut;
+    }
+  }
 }
 
 TEST(GradCheck, PatchEmbed) {

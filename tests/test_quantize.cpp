@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "core/int8_gemm.h"
 #include "core/stages.h"
+#include "core/threading.h"
 #include "deploy/quantize.h"
 #include "fixture_util.h"
 #include "nn/cnn.h"
@@ -292,6 +293,76 @@ TEST(PackedInference, VitBatch1EqualsOneDnnAtAnyThreadCount) {
 TEST(PackedInference, CnnBatch1EqualsOneDnnAtAnyThreadCount) {
   nn::CnnConfig cfg;
   check_prepared_inference<nn::Cnn>(cfg, 23);
+}
+
+// A forward of a few windows for inference runs the blocks as a team (Vit::team_threads): each
+// thread its own share of the token rows, groups split between neighbouring threads at
+// last-level token boundaries, one barrier per block. Every logit and attention probability has
+// the bits of the serial forward, for fp32 (packed panels) and int8, at 2-4 threads, over batches
+// whose rows split mid-group, and with odd token counts (the padded merge).
+TEST(Team, VitForwardGivesTheSerialBitsAtAnyThreadCount) {
+  nn::VitConfig odd;
+  odd.T = 100; odd.M = 3; odd.C = 12; odd.D = 64; odd.H = 3; odd.A = 24; odd.hidden = 100;  // 25 -> 13 -> 7 -> 4
+  nn::VitConfig nine;
+  nine.T = 64; nine.M = 9; nine.D = 32; nine.H = 2; nine.A = 16; nine.hidden = 64;
+  const int threads_before = num_threads();
+  int64_t checked = 0;
+  for (const nn::VitConfig& cfg : {nn::VitConfig{}, odd, nine}) {
+    nn::Vit fp(cfg);
+    test::fixture_params(fp, 31);
+    fp.prepare_inference();
+    auto q = deploy::convert_precision(fp, "int8");
+    ASSERT_NE(q, nullptr);
+    q->prepare_inference();  // its fp32 head too (as deploy::Classifier does)
+    const int64_t W = cfg.T * cfg.M;
+    Rng rng(32);
+    std::vector<float> x(5 * W);
+    for (auto& v : x) v = rng.normal();
+    for (nn::Model* m : {static_cast<nn::Model*>(&fp), q.get()}) {
+      auto* vit = dynamic_cast<nn::Vit*>(m);
+      ASSERT_NE(vit, nullptr);
+      for (int64_t B : {1, 2, 5}) {
+        std::vector<float> want, want_att;
+        {
+          SerialScope serial;
+          const float* l = m->forward(x.data(), B);
+          want.assign(l, l + B * cfg.C);
+          const int64_t n = cfg.tokens(1);  // block 1's attention (n queries x n keys per pair)
+          want_att.assign(vit->attention(1), vit->attention(1) + B * cfg.M * cfg.H * n * n);
+        }
+        for (int threads : {2, 3, 4}) {
+          set_num_threads(threads);
+          const float* got = m->forward(x.data(), B);
+          const std::string what = std::string(nn::precision_name(m->precision())) + " T=" + std::to_string(cfg.T) +
+                                   " M=" + std::to_string(cfg.M) + " B=" + std::to_string(B) + ", " +
+                                   std::to_string(threads) + " threads";
+          ASSERT_EQ(std::memcmp(got, want.data(), want.size() * sizeof(float)), 0) << what;
+          ASSERT_EQ(std::memcmp(vit->attention(1), want_att.data(), want_att.size() * sizeof(float)), 0) << what;
+          ++checked;
+        }
+        set_num_threads(threads_before);
+      }
+    }
+  }
+  EXPECT_EQ(checked, 3 * 2 * 3 * 3);
+  // the team's stages: thread 0's share, a barrier per block, the join
+  set_num_threads(2);
+  nn::Vit fp(nn::VitConfig{});
+  test::fixture_params(fp, 33);
+  fp.prepare_inference();
+  std::vector<float> x(128 * 3, 0.5f);
+  stages::clear();
+  stages::enable(true);
+  fp.forward(x.data(), 1);
+  stages::enable(false);
+  std::vector<std::string> names;
+  for (const auto& r : stages::table()) names.push_back(r.name);
+  set_num_threads(threads_before);
+  stages::clear();
+  ASSERT_EQ(names.size(), 1u + 7u * 3 + 1 + 2);
+  EXPECT_EQ(names[1], "block 0 q|k|v");
+  EXPECT_EQ(names[2], "block 0 barrier");
+  EXPECT_EQ(names[22], "blocks: join");
 }
 
 // bench_infer --stages: a forward marks every stage once, in order, on the calling thread's table,

@@ -129,13 +129,30 @@ Int8Gemm::Int8Gemm(const float* w, const float* b, int64_t IN, int64_t OUT, Int8
       wpack_[((o / block) * kgroups + i / 4) * 4 * block + (o % block) * 4 + i % 4] = w8_[o * IN + i];
 }
 
+namespace {
+// The scratch of a forward belongs to the calling thread, not to the layer: a model's forward may
+// run one layer on several threads at once, each over its own rows (Vit::forward gives each thread
+// whole axes), and layers of different widths share it (each row's padding columns are zeroed).
+struct Scratch {
+  std::vector<uint8_t> a8;     // quantised input (R, INp)
+  std::vector<float> ascale;   // per-row input scales
+  std::vector<int32_t> azp;    // per-row input zero points (0 or 128)
+  std::vector<int32_t> acc;    // int32 products (oneDNN)
+};
+thread_local Scratch t_scratch;
+}  // namespace
+
 void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
   const int64_t IN = IN_, OUT = OUT_, INp = INp_;
-  if (static_cast<int64_t>(ascale_.size()) < R) {
-    a8_.assign(R * INp, 0);  // the padding columns stay zero
-    ascale_.resize(R);
-    azp_.resize(R);
+  Scratch& sc = t_scratch;
+  if (static_cast<int64_t>(sc.a8.size()) < R * INp) sc.a8.resize(R * INp);
+  if (static_cast<int64_t>(sc.ascale.size()) < R) {
+    sc.ascale.resize(R);
+    sc.azp.resize(R);
   }
+  uint8_t* const a8 = sc.a8.data();
+  float* const ascale = sc.ascale.data();
+  int32_t* const azp = sc.azp.data();
   // Each row is quantised on its own: u8 over [0, max] (all 256 levels) when the row is
   // non-negative (the ReLU outputs most layers read), else zero point 128 and scale max|x| / 127.
   // Per row, so a window's result never depends on the other windows of its batch.
@@ -146,11 +163,12 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
     const bool nonneg = lo >= 0.0f;
     const float mx = std::max(hi, -lo), zp = nonneg ? 0.0f : 128.0f;
     const float s = mx > 0.0f ? mx / (nonneg ? 255.0f : 127.0f) : 1.0f, inv = 1.0f / s;
-    ascale_[r] = s;
-    azp_[r] = nonneg ? 0 : 128;
-    uint8_t* q = a8_.data() + r * INp;
+    ascale[r] = s;
+    azp[r] = nonneg ? 0 : 128;
+    uint8_t* q = a8 + r * INp;
 #pragma omp simd
     for (int64_t i = 0; i < IN; ++i) q[i] = static_cast<uint8_t>(std::nearbyint(x[i] * inv) + zp);
+    for (int64_t i = IN; i < INp; ++i) q[i] = 0;  // padding: multiplies the zero-padded weights
   };
   // serial mode (streaming): always the own kernel, as oneDNN's GEMM allocates on every call
   if (isa_ != Int8Isa::None && (use_own_kernel(R) || serial_mode())) {
@@ -158,7 +176,7 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
     // every (output tile, row tile) pair shared among the threads; the rows are quantised in the
     // same parallel region, one barrier before the products.
     const int8k::Kernel& k = *kernel_of(isa_);
-    const int8k::Args g{a8_.data(),  INp,         wpack_.data(),  INp / 4, ascale_.data(), azp_.data(),
+    const int8k::Args g{a8,           INp,         wpack_.data(),  INp / 4, ascale,         azp,
                         wsum_.data(), wscale_.data(), bias_.data(), out,    OUT};
     const int64_t nob = OUTp_ / k.block, TB = k.tile_blocks, TR = k.tile_rows;
     const int64_t otiles = (nob + TB - 1) / TB, rtiles = (R + TR - 1) / TR;
@@ -171,17 +189,18 @@ void Int8Gemm::forward(float* out, const float* inp, int64_t R) {
     return;
   }
   parallel_for(R, R * IN >= kMinParallel, quantise);
-  if (static_cast<int64_t>(acc_.size()) < R * OUT) acc_.resize(R * OUT);
+  if (static_cast<int64_t>(sc.acc.size()) < R * OUT) sc.acc.resize(R * OUT);
+  const int32_t* const acc = sc.acc.data();
   const int32_t co = 0;
   // no offset for oneDNN: each row's zero point is taken out below, as zp_r * sum_k w[c][k]
-  const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8_.data(), INp, 0, w8_.data(), IN, 0,
-                                             0.0f, acc_.data(), OUT, &co);
+  const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'F', R, OUT, IN, 1.0f, a8, INp, 0, w8_.data(), IN, 0,
+                                             0.0f, sc.acc.data(), OUT, &co);
   if (st != dnnl_success) fail("oneDNN int8 GEMM failed (status " + std::to_string(static_cast<int>(st)) + ")");
   parallel_for(R, R * OUT >= kMinParallel, [&](int64_t r) {
-    const int32_t* a = acc_.data() + r * OUT;
+    const int32_t* a = acc + r * OUT;
     float* o = out + r * OUT;
-    const float s = ascale_[r];
-    const int32_t zr = azp_[r];
+    const float s = ascale[r];
+    const int32_t zr = azp[r];
 #pragma omp simd
     for (int64_t c = 0; c < OUT; ++c) o[c] = s * wscale_[c] * static_cast<float>(a[c] - zr * wsum_[c]) + bias_[c];
   });

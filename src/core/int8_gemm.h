@@ -34,6 +34,8 @@ class Int8Gemm {
   // isa: the kernel to pack for; Avx2 etc. fail when the CPU (or HARVIT_ISA) lacks it (tests
   // compare kernels); the default is best().
   Int8Gemm(const float* w, const float* b, int64_t IN, int64_t OUT, Int8Isa isa = best());
+  // Safe to call from several threads at once (each over its own rows and output): the quantised
+  // input is scratch of the calling thread.
   void forward(float* out, const float* inp, int64_t R);
   int64_t in() const { return IN_; }
   int64_t out() const { return OUT_; }
@@ -57,10 +59,6 @@ class Int8Gemm {
   std::vector<int8_t> wpack_;   // (OUTp/block, INp/4, block, 4): the kernel's layout
   std::vector<int32_t> wsum_;   // (OUTp) sum_k w8[o][k], for the zero-point compensation
   std::vector<float> wscale_, bias_;  // (OUTp), zero-padded
-  std::vector<uint8_t> a8_;     // scratch: quantised input (R, INp)
-  std::vector<float> ascale_;   // scratch: per-row input scales
-  std::vector<int32_t> azp_;    // scratch: per-row input zero points (0 or 128)
-  std::vector<int32_t> acc_;    // scratch: int32 products (oneDNN)
 };
 
 }  // namespace harvit

@@ -212,18 +212,22 @@ inline void softmax_inplace(float* row, int64_t n) {
 }
 }  // namespace
 
+void attention_forward_rows(float* z, float* att, const float* q, const float* k, const float* v, int64_t n,
+                            int64_t H, int64_t A, int64_t ld, int64_t g, int64_t h, int64_t i0, int64_t i1) {
+  const int64_t HA = H * A, off = g * n * ld + h * A, m = i1 - i0;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(A));
+  float* P = att + ((g * H + h) * n + i0) * n;
+  small_gemm_nt(m, n, A, scale, q + off + i0 * ld, ld, k + off, ld, P, n, false);  // S = q k^T / sqrt(A)
+  for (int64_t i = 0; i < m; ++i) softmax_inplace(P + i * n, n);                  // over the key index
+  // z = P v, straight into the heads-concatenated layout
+  small_gemm(m, A, n, 1.0f, P, n, 1, v + off, ld, z + (g * n + i0) * HA + h * A, HA, false);
+}
+
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
                        int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld) {
   // q, k, v (G, n, H*A, rows ld apart); z (G, n, H*A); att (G, H, n, n)
-  const int64_t HA = H * A;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(A));
   parallel_for(G * H, attention_in_parallel(G, H, n, A), [&](int64_t gh) {
-    const int64_t g = gh / H, h = gh % H, off = g * n * ld + h * A;
-    float* P = att + gh * n * n;
-    small_gemm_nt(n, n, A, scale, q + off, ld, k + off, ld, P, n, false);  // S = q k^T / sqrt(A)
-    for (int64_t i = 0; i < n; ++i) softmax_inplace(P + i * n, n);       // over the key index
-    // z = P v, straight into the heads-concatenated layout
-    small_gemm(n, A, n, 1.0f, P, n, 1, v + off, ld, z + g * n * HA + h * A, HA, false);
+    attention_forward_rows(z, att, q, k, v, n, H, A, ld, gh / H, gh % H, 0, n);
   });
 }
 
@@ -267,10 +271,15 @@ void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int
   });
 }
 
-const float* patch_merge_input(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn) {
-  if (n % 2 == 0) return inp;
-  patch_merge_forward(out, inp, G, n, Dn);
-  return out;
+void patch_merge_forward_rows(float* out, const float* inp, int64_t n, int64_t Dn, int64_t r0, int64_t r1) {
+  const int64_t n2 = (n + 1) / 2;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t g = r / n2, i = 2 * (r % n2);  // output row r = tokens i, i + 1 of group g
+    float* o = out + r * 2 * Dn;
+    const int64_t pair = std::min<int64_t>(2, n - i);
+    simd::copy(o, inp + (g * n + i) * Dn, pair * Dn);
+    if (pair < 2) std::memset(o + Dn, 0, Dn * sizeof(float));
+  }
 }
 
 void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn,
@@ -292,45 +301,52 @@ void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, 
 
 // ---- patch embedding -------------------------------------------------------------------------
 
+void patch_embed_forward_rows(float* out, float* patches, const float* x, const float* w, const float* b,
+                              const float* pos, int64_t T, int64_t M, int64_t P, int64_t D, int64_t r0, int64_t r1) {
+  // One pass on the calling thread, each output written once, over w transposed (P, D) so that d
+  // is the vector index: a P-term FMA chain from zero, then + (b + pos) - the operations, in order,
+  // of the small_gemm_nt + bias pass this replaced (20 us of a 0.4 ms forward: a GEMM with
+  // k = P = 4 and a second pass over the output).
+  const int64_t N = T / P;
+  float* wt = thread_scratch(P * D);
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t p = 0; p < P; ++p) wt[p * D + d] = w[d * P + p];
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t bb = r / (M * N), m = r / N % M, nn = r % N;
+    float* xr = patches + r * P;
+    for (int64_t p = 0; p < P; ++p) xr[p] = x[(bb * T + nn * P + p) * M + m];
+    const float* pr = pos + (r % (M * N)) * D;
+    float* o = out + r * D;
+    int64_t d = 0;
+#ifdef HARVIT_AVX2
+    for (; d + 8 <= D; d += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t p = 0; p < P; ++p)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(xr[p]), _mm256_loadu_ps(wt + p * D + d), acc);
+      _mm256_storeu_ps(o + d, _mm256_add_ps(acc, _mm256_add_ps(_mm256_loadu_ps(b + d), _mm256_loadu_ps(pr + d))));
+    }
+#endif
+    for (; d < D; ++d) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < P; ++p) acc = std::fma(xr[p], wt[p * D + d], acc);
+      o[d] = acc + (b[d] + pr[d]);
+    }
+  }
+}
+
 void patch_embed_forward(float* out, float* patches, const float* x, const float* w, const float* b,
                          const float* pos, int64_t B, int64_t T, int64_t M, int64_t P, int64_t D) {
   // x (B, 1, T, M) -> patches (B, M, N, P) -> out (B, M, N, D)
-  const int64_t N = T / P;
+  const int64_t N = T / P, R = B * M * N;
+  if (R * D < kMinParallel * 4 || serial_mode()) {  // a few windows (streaming, batch 1)
+    patch_embed_forward_rows(out, patches, x, w, b, pos, T, M, P, D, 0, R);
+    return;
+  }
   parallel_for_2d(B, M, B * M * T >= kMinParallel, [&](int64_t bb, int64_t m) {
       for (int64_t nn = 0; nn < N; ++nn)
         for (int64_t p = 0; p < P; ++p)
           patches[((bb * M + m) * N + nn) * P + p] = x[(bb * T + nn * P + p) * M + m];
   });
-  const int64_t R = B * M * N;
-  if (R * D < kMinParallel * 4 || serial_mode()) {
-    // A few windows (streaming, batch 1): one pass on the calling thread, each output written
-    // once, over w transposed (P, D) so that d is the vector index: a P-term FMA chain from zero,
-    // then + (b + pos) - the operations, in order, of the small_gemm_nt + bias pass this replaced
-    // (20 us of a 0.4 ms forward: a GEMM with k = P = 4 and a second pass over the output).
-    float* wt = thread_scratch(P * D);
-    for (int64_t d = 0; d < D; ++d)
-      for (int64_t p = 0; p < P; ++p) wt[p * D + d] = w[d * P + p];
-    for (int64_t r = 0; r < R; ++r) {
-      const float* xr = patches + r * P;
-      const float* pr = pos + (r % (M * N)) * D;
-      float* o = out + r * D;
-      int64_t d = 0;
-#ifdef HARVIT_AVX2
-      for (; d + 8 <= D; d += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int64_t p = 0; p < P; ++p)
-          acc = _mm256_fmadd_ps(_mm256_set1_ps(xr[p]), _mm256_loadu_ps(wt + p * D + d), acc);
-        _mm256_storeu_ps(o + d, _mm256_add_ps(acc, _mm256_add_ps(_mm256_loadu_ps(b + d), _mm256_loadu_ps(pr + d))));
-      }
-#endif
-      for (; d < D; ++d) {
-        float acc = 0.0f;
-        for (int64_t p = 0; p < P; ++p) acc = std::fma(xr[p], wt[p * D + d], acc);
-        o[d] = acc + (b[d] + pr[d]);
-      }
-    }
-    return;
-  }
   gemm('N', 'T', R, D, P, 1.0f, patches, P, w, P, 0.0f, out, D);
   parallel_for(R, R * D >= kMinParallel, [&](int64_t r) {
     const float* pr = pos + (r % (M * N)) * D;

@@ -42,6 +42,11 @@ void relu_backward(float* dinp, const float* dout, const float* out, int64_t n, 
 // heads concatenated (as the seed's permute).
 void attention_forward(float* z, float* att, const float* q, const float* k, const float* v,
                        int64_t G, int64_t n, int64_t H, int64_t A, int64_t ld);
+// The same for the queries [i0, i1) of group g and head h alone (every key of the group), on the
+// calling thread: z's rows and att's query rows [i0, i1) of that pair. Each row's bits are those
+// attention_forward gives it.
+void attention_forward_rows(float* z, float* att, const float* q, const float* k, const float* v, int64_t n,
+                            int64_t H, int64_t A, int64_t ld, int64_t g, int64_t h, int64_t i0, int64_t i1);
 // dz (G, n, H*A) -> dq, dk, dv (G, n, H*A, rows ld apart) are OVERWRITTEN (each has this single
 // producer). Both directions run one (window-axis, head) pair at a time as small register-tiled
 // GEMMs over strided views (no permute or transpose copies), pairs shared among the threads.
@@ -51,10 +56,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dz, const 
 // ---- patch merge: pairs of tokens concatenated along features, odd n zero-padded --------------
 // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn): out[g, j] = [inp[g, 2j], inp[g, 2j+1] or 0]
 void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn);
-// The merge's input for inp (G, n, Dn): inp itself when n is even (a token pair is adjacent in
-// memory, so (G, n/2, 2*Dn) is the same bytes: no copy), else the zero-padded copy written into
-// out by patch_merge_forward. The backward of the even case is the identity.
-const float* patch_merge_input(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn);
+// Rows [r0, r1) of patch_merge_forward's output (G, ceil(n/2), 2*Dn), on the calling thread.
+void patch_merge_forward_rows(float* out, const float* inp, int64_t n, int64_t Dn, int64_t r0, int64_t r1);
 // dout (G, ceil(n/2), 2*Dn) -> dinp (G, n, Dn) += (the padded token's gradient is dropped)
 void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn,
                           bool accumulate = true);
@@ -64,6 +67,10 @@ void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, 
 // patches w^T + b + pos, with w (D, 1, P, 1) seen as (D, P), b (D), pos (1, M, N, D). N = T / P.
 void patch_embed_forward(float* out, float* patches, const float* x, const float* w, const float* b,
                          const float* pos, int64_t B, int64_t T, int64_t M, int64_t P, int64_t D);
+// Rows [r0, r1) of out and patches (r = (b * M + m) * N + n) alone, on the calling thread, as the
+// few-window path of patch_embed_forward computes them.
+void patch_embed_forward_rows(float* out, float* patches, const float* x, const float* w, const float* b,
+                              const float* pos, int64_t T, int64_t M, int64_t P, int64_t D, int64_t r0, int64_t r1);
 // dout (B, M, N, D) -> dw (D, P) +=, db (D) +=, dpos (M, N, D) += (no input gradient: x is data)
 void patch_embed_backward(float* dw, float* db, float* dpos, const float* dout,
                           const float* patches, int64_t B, int64_t M, int64_t N, int64_t P,

@@ -37,6 +37,12 @@ void Linear::refresh_weights(const float* values) {
   to_bf16(wb_.data(), values + w_, OUT_ * IN_);
 }
 
+void Linear::pack_now(const float* values) {
+  if (p_ != Precision::Fp32 || !(pw_.empty() || pw_stale_)) return;
+  pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
+  pw_stale_ = false;
+}
+
 void Linear::forward(float* out, const float* inp, const float* values, int64_t R) {
   if (p_ == Precision::Int8) {
     q_.forward(out, inp, R);
@@ -52,8 +58,7 @@ void Linear::forward(float* out, const float* inp, const float* values, int64_t 
     // thread in serial mode (oneDNN's sgemm would allocate), else with its panels shared among the
     // pool's threads when the model was prepared for inference (oneDNN's sgemm packs B again on
     // every call, which costs most for few rows).
-    if (pw_.empty() || pw_stale_) pw_.pack_transposed(values + w_, OUT_, IN_, IN_);
-    pw_stale_ = false;
+    pack_now(values);
     pw_.multiply(R, inp, IN_, out, OUT_, false, values + b_);  // the bias added in the kernel's store
   } else {
     linear_forward(out, inp, values + w_, values + b_, R, IN_, OUT_);

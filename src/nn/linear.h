@@ -41,6 +41,10 @@ class Linear {
   // kPackedMaxRows rows run over packed panels on the pool too, not only in serial mode.
   void set_packed_inference(bool on) { packed_inference_ = on; }
 
+  // Packs the fp32 panels now where a few-row forward would pack them first (never packed, or
+  // stale): after this, fp32 and int8 forwards may run on several threads at once, each over its
+  // own rows (bf16 may not: it keeps the rounded input).
+  void pack_now(const float* values);
   // out (R, OUT) = inp (R, IN) W^T + b; values = the slab's values.
   void forward(float* out, const float* inp, const float* values, int64_t R);
   // dinp (R, IN) (+)= dout W, grads: dW += dout^T inp, db += sum_r dout. bf16 reuses the

@@ -1,9 +1,14 @@
 #include "nn/vit.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <exception>
 #include <nlohmann/json.hpp>
 
+#include "core/gemm.h"
 #include "core/stages.h"
+#include "core/threading.h"
 #include "nn/layers.h"
 
 namespace harvit::nn {
@@ -139,6 +144,7 @@ void Vit::params_changed() {  // bf16 weight copies and packed fp32 panels, wher
 }
 
 void Vit::prepare_inference() {
+  inference_ = true;
   for (Block& b : blocks_)
     for (Linear* l : {&b.qkv, &b.o, &b.merge}) l->set_packed_inference(true);
   d0_.set_packed_inference(true);
@@ -191,42 +197,136 @@ void Vit::ensure_grad_buffers() {
   dcat_.assign(maxR * 2 * c.D, 0.0f);  // ceil(n/2)*2 <= n+1 rows of D: within 2*maxR*D
 }
 
+namespace {
+// The first row, in block l's (G, n_l) token rows, of last-level unit u (unit = one token of the
+// blocks' output; token j of a group covers tokens [j s, (j + 1) s) of block l, s = 2^(L - l),
+// the last one cut short where a merge padded).
+int64_t unit_row(const VitConfig& c, int64_t l, int64_t u) {
+  const int64_t nL = c.tokens(c.L), n = c.tokens(l), g = u / nL, j = u % nL;
+  return g * n + std::min(n, j << (c.L - l));
+}
+}  // namespace
+
+void Vit::forward_blocks(int64_t u0, int64_t u1, bool team, stages::Clock* clock) {
+  const auto& c = cfg_;
+  const int64_t HA = c.H * c.A, D = c.D;
+  const float* w = params_.values();
+  auto mark = [&](const char* name, int64_t l) {
+    if (clock) clock->mark(name, l);
+  };
+  const float* h = h0_.data() + unit_row(c, 0, u0) * D;
+  for (int64_t l = 0; l < c.L; ++l) {
+    Block& p = blocks_[l];
+    BlockActs& a = acts_[l];
+    const int64_t n = c.tokens(l);
+    // this call's rows of block l and of its output: one range of rows in every buffer
+    const int64_t r0 = unit_row(c, l, u0), R = unit_row(c, l, u1) - r0;
+    const int64_t r2 = unit_row(c, l + 1, u0), R2 = unit_row(c, l + 1, u1) - r2;
+    // h (G,n,D) -> q|k|v (G,n,3HA) -> z (G,n,HA) -> y = relu(h + LN(z Wo^T + bo)) (G,n,D)
+    float* qkv = a.qkv.data();
+    float* z = a.z.data();
+    float* o = a.o.data() + r0 * D;
+    float* y = a.y.data() + r0 * D;
+    p.qkv.forward(qkv + r0 * 3 * HA, h, w, R);
+    mark("block q|k|v", l);
+    if (team) {
+      // a group's queries need every key and value of the group, and a group's rows may be
+      // shared with a neighbouring thread: the one barrier of the block
+#pragma omp barrier
+      mark("block barrier", l);
+      for (int64_t g = r0 / n; g * n < r0 + R; ++g) {  // the groups these rows touch, in part or whole
+        const int64_t i0 = std::max(r0, g * n) - g * n, i1 = std::min(r0 + R, (g + 1) * n) - g * n;
+        for (int64_t hh = 0; hh < c.H; ++hh)
+          attention_forward_rows(z, a.att.data(), qkv, qkv + HA, qkv + 2 * HA, n, c.H, c.A, 3 * HA, g, hh, i0, i1);
+      }
+    } else {  // whole groups (r0 and R are), on the pool
+      attention_forward(z + r0 * HA, a.att.data() + r0 / n * c.H * n * n, qkv + r0 * 3 * HA,
+                        qkv + r0 * 3 * HA + HA, qkv + r0 * 3 * HA + 2 * HA, R / n, n, c.H, c.A, 3 * HA);
+    }
+    mark("block attention", l);
+    p.o.forward(o, z + r0 * HA, w, R);
+    mark("block attention out", l);
+    layernorm_forward(y, a.mean1.data() + r0, a.rstd1.data() + r0, o, w + p.g1, w + p.b1, R, D, h, true);
+    // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
+    // y's own memory (a token pair is adjacent), only odd n needs a padded copy
+    const float* cat = a.y.data() + r2 * 2 * D;
+    if (n % 2) {
+      cat = a.cat.data() + r2 * 2 * D;
+      if (team)
+        patch_merge_forward_rows(a.cat.data(), a.y.data(), n, D, r2, r2 + R2);
+      else  // whole groups, on the pool
+        patch_merge_forward(a.cat.data() + r2 * 2 * D, y, R / n, n, D);
+    }
+    mark("block LayerNorm 1 (+ merge input)", l);
+    float* u = a.u.data() + r2 * D;
+    p.merge.forward(u, cat, w, R2);
+    mark("block patch merge", l);
+    float* out = a.out.data() + r2 * D;
+    layernorm_forward(out, a.mean2.data() + r2, a.rstd2.data() + r2, u, w + p.g2, w + p.b2, R2, D, nullptr, true);
+    mark("block LayerNorm 2", l);
+    h = out;
+  }
+}
+
+int Vit::team_threads(int64_t B) const {
+  // Inference: each thread takes one contiguous share of the token rows through every block on its
+  // own (serial mode: its rows stay on its core; weights are read, never written), groups (window,
+  // axis) split only at last-level token boundaries so that a merge's token pairs stay on one
+  // thread; the only sharing is a group's keys and values, behind one barrier per block. The
+  // stage-by-stage pool (a fork and join per stage, each stage split its own way) lost ~30 % of
+  // the ideal two-thread speed-up at batch 1 (docs/performance.md, sessions 8 and 9). int8 runs as
+  // a team at every batch size (measured: batch 1 0.35 -> 0.29 ms, batch 64 3,500 -> 4,100
+  // windows/s, batch 256 the same or better); fp32 up to kTeamMaxRowsFp32 rows (batch 1-10: 10-20 %
+  // faster; at batch 64-256 oneDNN's sgemm over all rows is as fast: each thread of a team reads
+  // every fp32 weight). Training keeps the stage-parallel path (bf16 keeps per-layer state; fp32
+  // training packs no panels). An int8 model is for inference whether or not prepare_inference
+  // was called.
+  if (!(inference_ || precision_ == Precision::Int8) || precision_ == Precision::Bf16 || serial_mode() ||
+      cfg_.L == 0)
+    return 1;
+  const int64_t G = B * cfg_.M;
+  if (omp_in_parallel()) return 1;
+  if (precision_ == Precision::Fp32 && G * cfg_.N() > kTeamMaxRowsFp32) return 1;
+  const int t = static_cast<int>(std::min<int64_t>(num_threads(), G * cfg_.tokens(cfg_.L)));
+  return t >= 2 ? t : 1;
+}
+
 const float* Vit::forward(const float* x, int64_t B) {
   ensure_batch(B);
   stages::Clock clock;  // bench_infer --stages
   const auto& c = cfg_;
-  const int64_t HA = c.H * c.A, G = B * c.M, D = c.D;
   const float* w = params_.values();
-  // x (B,1,T,M) -> h0 (B,M,N,D)
-  patch_embed_forward(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, B, c.T, c.M,
-                      c.P, D);
-  clock.mark("patch embedding");
-  const float* h = h0_.data();
-  for (int64_t l = 0; l < c.L; ++l) {
-    Block& p = blocks_[l];
-    BlockActs& a = acts_[l];
-    const int64_t n = c.tokens(l), R = G * n, R2 = G * c.tokens(l + 1);
-    // h (G,n,D) -> q|k|v (G,n,3HA) -> z (G,n,HA) -> y = relu(h + LN(z Wo^T + bo)) (G,n,D)
-    float* qkv = a.qkv.data();
-    p.qkv.forward(qkv, h, w, R);
-    clock.mark("block q|k|v", l);
-    attention_forward(a.z.data(), a.att.data(), qkv, qkv + HA, qkv + 2 * HA, G, n, c.H, c.A, 3 * HA);
-    clock.mark("block attention", l);
-    p.o.forward(a.o.data(), a.z.data(), w, R);
-    clock.mark("block attention out", l);
-    layernorm_forward(a.y.data(), a.mean1.data(), a.rstd1.data(), a.o.data(), w + p.g1, w + p.b1, R,
-                      D, h, true);
-    // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
-    // y's own memory, only odd n needs a padded copy
-    const float* cat = patch_merge_input(a.cat.data(), a.y.data(), G, n, D);
-    clock.mark("block LayerNorm 1 (+ merge input)", l);
-    p.merge.forward(a.u.data(), cat, w, R2);
-    clock.mark("block patch merge", l);
-    layernorm_forward(a.out.data(), a.mean2.data(), a.rstd2.data(), a.u.data(), w + p.g2, w + p.b2,
-                      R2, D, nullptr, true);
-    clock.mark("block LayerNorm 2", l);
-    h = a.out.data();
+  const int64_t units = B * c.M * c.tokens(c.L);
+  const int threads = team_threads(B);
+  if (threads > 1) {
+    for (Block& p : blocks_)
+      for (Linear* l : {&p.qkv, &p.o, &p.merge}) l->pack_now(w);  // before the threads share them
+    std::exception_ptr error;
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+      const int64_t u0 = units * t / T, u1 = units * (t + 1) / T;
+      try {
+        SerialScope serial;
+        // x (B,1,T,M) -> h0 (B,M,N,D): this thread's rows
+        patch_embed_forward_rows(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, c.T, c.M, c.P,
+                                 c.D, unit_row(c, 0, u0), unit_row(c, 0, u1));
+        if (t == 0) clock.mark("patch embedding");
+        forward_blocks(u0, u1, true, t == 0 ? &clock : nullptr);
+      } catch (...) {
+#pragma omp critical(harvit_vit_forward_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    clock.mark("blocks: join");
+  } else {
+    // x (B,1,T,M) -> h0 (B,M,N,D)
+    patch_embed_forward(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, B, c.T, c.M, c.P, c.D);
+    clock.mark("patch embedding");
+    forward_blocks(0, units, false, &clock);
   }
+  const float* h = c.L ? acts_[c.L - 1].out.data() : h0_.data();
   // flatten (B,M,nL,D) -> (B,F) is the same memory; dense tower -> logits (B,C)
   d0_.forward(a1_.data(), h, w, B);
   clock.mark("dense_tower.0");

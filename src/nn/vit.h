@@ -6,6 +6,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/stages.h"
 #include "nn/linear.h"
 #include "nn/model.h"
 
@@ -72,6 +73,15 @@ class Vit : public Model {
     std::vector<float> qkv, att, z, o, mean1, rstd1, y, cat, u, mean2, rstd2, out;
   };
   void ensure_batch(int64_t B);    // activations (forward)
+  // The blocks for last-level units [u0, u1) (a unit: one token of the blocks' output, u = g *
+  // tokens(L) + j over groups g = (window, axis)): one range of rows in every block's buffers.
+  // team: one thread of forward's team (serial mode, a barrier per block before attention, a group
+  // may be shared with the neighbouring threads); else whole groups, stage by stage on the pool.
+  // clock: marks the stages (nullptr: none).
+  void forward_blocks(int64_t u0, int64_t u1, bool team, stages::Clock* clock);
+  // How many threads run the blocks as a team for a forward of B windows (1: stage by stage).
+  int team_threads(int64_t B) const;
+  static constexpr int64_t kTeamMaxRowsFp32 = 1024;  // block 0's token rows, B * M * N (fp32)
   void ensure_grad_buffers();      // activation gradients, for the batch capacity (backward)
 
   VitConfig cfg_;
@@ -79,6 +89,7 @@ class Vit : public Model {
   Linear d0_, d3_;
   std::vector<Block> blocks_;
   Precision precision_ = Precision::Fp32;
+  bool inference_ = false;  // prepare_inference was called: the weights stay as they are
 
   int64_t capacity_ = 0, grad_capacity_ = 0;  // buffers are sized for capacity_ >= B_ windows
   std::vector<float> patches_, h0_, a1_, mean_h_, rstd_h_, r_, logits_;
