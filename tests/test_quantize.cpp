@@ -316,8 +316,9 @@ TEST(Team, VitForwardGivesTheSerialBitsAtAnyThreadCount) {
     q->prepare_inference();  // its fp32 head too (as deploy::Classifier does)
     const int64_t W = cfg.T * cfg.M;
     Rng rng(32);
-    std::vector<float> x(5 * W);
+    std::vector<float> x(5 * W), other(5 * W);
     for (auto& v : x) v = rng.normal();
+    for (auto& v : other) v = rng.normal();
     for (nn::Model* m : {static_cast<nn::Model*>(&fp), q.get()}) {
       auto* vit = dynamic_cast<nn::Vit*>(m);
       ASSERT_NE(vit, nullptr);
@@ -331,11 +332,22 @@ TEST(Team, VitForwardGivesTheSerialBitsAtAnyThreadCount) {
           want_att.assign(vit->attention(1), vit->attention(1) + B * cfg.M * cfg.H * n * n);
         }
         for (int threads : {2, 3, 4}) {
+          {  // every buffer now holds another input's values: a row the team skips cannot pass
+            SerialScope serial;
+            m->forward(other.data(), B);
+          }
           set_num_threads(threads);
+          stages::clear();
+          stages::enable(true);
           const float* got = m->forward(x.data(), B);
+          stages::enable(false);
+          bool barrier = false;  // the team path ran (its stage table has the blocks' barriers)
+          for (const auto& r : stages::table()) barrier = barrier || r.name == "block 0 barrier";
+          stages::clear();
           const std::string what = std::string(nn::precision_name(m->precision())) + " T=" + std::to_string(cfg.T) +
                                    " M=" + std::to_string(cfg.M) + " B=" + std::to_string(B) + ", " +
                                    std::to_string(threads) + " threads";
+          ASSERT_TRUE(barrier) << what << ": not the team path";
           ASSERT_EQ(std::memcmp(got, want.data(), want.size() * sizeof(float)), 0) << what;
           ASSERT_EQ(std::memcmp(vit->attention(1), want_att.data(), want_att.size() * sizeof(float)), 0) << what;
           ++checked;

@@ -131,8 +131,8 @@ Int8Gemm::Int8Gemm(const float* w, const float* b, int64_t IN, int64_t OUT, Int8
 
 namespace {
 // The scratch of a forward belongs to the calling thread, not to the layer: a model's forward may
-// run one layer on several threads at once, each over its own rows (Vit::forward gives each thread
-// whole axes), and layers of different widths share it (each row's padding columns are zeroed).
+// run one layer on several threads at once, each over its own rows (Vit::forward's team), and
+// layers of different widths share it (each row's padding columns are zeroed, for the kernels).
 struct Scratch {
   std::vector<uint8_t> a8;     // quantised input (R, INp)
   std::vector<float> ascale;   // per-row input scales

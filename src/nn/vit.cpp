@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <nlohmann/json.hpp>
 
@@ -207,7 +208,28 @@ int64_t unit_row(const VitConfig& c, int64_t l, int64_t u) {
 }
 }  // namespace
 
-void Vit::forward_blocks(int64_t u0, int64_t u1, bool team, stages::Clock* clock) {
+// What a team's threads share when one of them fails: every thread must still meet every barrier
+// of the forward (OpenMP's rule; a thread that left early would leave the others waiting at a
+// block's barrier for ever), so after a failure the threads skip their work, keep to the
+// barriers, and forward rethrows the first exception after the join.
+struct Vit::TeamFailure {
+  std::atomic<bool> failed{false};
+  std::exception_ptr first;
+  // Runs f unless a thread has failed; a throw from f is recorded instead of propagated.
+  template <class F>
+  void run(F&& f) {
+    if (failed.load(std::memory_order_relaxed)) return;
+    try {
+      f();
+    } catch (...) {
+#pragma omp critical(harvit_vit_team_failure)
+      if (!first) first = std::current_exception();
+      failed.store(true);
+    }
+  }
+};
+
+void Vit::forward_blocks(int64_t u0, int64_t u1, TeamFailure* team, stages::Clock* clock) {
   const auto& c = cfg_;
   const int64_t HA = c.H * c.A, D = c.D;
   const float* w = params_.values();
@@ -227,43 +249,55 @@ void Vit::forward_blocks(int64_t u0, int64_t u1, bool team, stages::Clock* clock
     float* z = a.z.data();
     float* o = a.o.data() + r0 * D;
     float* y = a.y.data() + r0 * D;
-    p.qkv.forward(qkv + r0 * 3 * HA, h, w, R);
-    mark("block q|k|v", l);
+    float* u = a.u.data() + r2 * D;
+    float* out = a.out.data() + r2 * D;
+    auto step = [&](auto&& f) {
+      if (team)
+        team->run(f);
+      else
+        f();
+    };
+    step([&] {
+      p.qkv.forward(qkv + r0 * 3 * HA, h, w, R);
+      mark("block q|k|v", l);
+    });
     if (team) {
       // a group's queries need every key and value of the group, and a group's rows may be
       // shared with a neighbouring thread: the one barrier of the block
 #pragma omp barrier
       mark("block barrier", l);
-      for (int64_t g = r0 / n; g * n < r0 + R; ++g) {  // the groups these rows touch, in part or whole
-        const int64_t i0 = std::max(r0, g * n) - g * n, i1 = std::min(r0 + R, (g + 1) * n) - g * n;
-        for (int64_t hh = 0; hh < c.H; ++hh)
-          attention_forward_rows(z, a.att.data(), qkv, qkv + HA, qkv + 2 * HA, n, c.H, c.A, 3 * HA, g, hh, i0, i1);
+    }
+    step([&] {
+      if (team) {
+        for (int64_t g = r0 / n; g * n < r0 + R; ++g) {  // the groups these rows touch, in part or whole
+          const int64_t i0 = std::max(r0, g * n) - g * n, i1 = std::min(r0 + R, (g + 1) * n) - g * n;
+          for (int64_t hh = 0; hh < c.H; ++hh)
+            attention_forward_rows(z, a.att.data(), qkv, qkv + HA, qkv + 2 * HA, n, c.H, c.A, 3 * HA, g, hh, i0, i1);
+        }
+      } else {  // whole groups (r0 and R are), on the pool
+        attention_forward(z + r0 * HA, a.att.data() + r0 / n * c.H * n * n, qkv + r0 * 3 * HA,
+                          qkv + r0 * 3 * HA + HA, qkv + r0 * 3 * HA + 2 * HA, R / n, n, c.H, c.A, 3 * HA);
       }
-    } else {  // whole groups (r0 and R are), on the pool
-      attention_forward(z + r0 * HA, a.att.data() + r0 / n * c.H * n * n, qkv + r0 * 3 * HA,
-                        qkv + r0 * 3 * HA + HA, qkv + r0 * 3 * HA + 2 * HA, R / n, n, c.H, c.A, 3 * HA);
-    }
-    mark("block attention", l);
-    p.o.forward(o, z + r0 * HA, w, R);
-    mark("block attention out", l);
-    layernorm_forward(y, a.mean1.data() + r0, a.rstd1.data() + r0, o, w + p.g1, w + p.b1, R, D, h, true);
-    // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
-    // y's own memory (a token pair is adjacent), only odd n needs a padded copy
-    const float* cat = a.y.data() + r2 * 2 * D;
-    if (n % 2) {
-      cat = a.cat.data() + r2 * 2 * D;
-      if (team)
-        patch_merge_forward_rows(a.cat.data(), a.y.data(), n, D, r2, r2 + R2);
-      else  // whole groups, on the pool
-        patch_merge_forward(a.cat.data() + r2 * 2 * D, y, R / n, n, D);
-    }
-    mark("block LayerNorm 1 (+ merge input)", l);
-    float* u = a.u.data() + r2 * D;
-    p.merge.forward(u, cat, w, R2);
-    mark("block patch merge", l);
-    float* out = a.out.data() + r2 * D;
-    layernorm_forward(out, a.mean2.data() + r2, a.rstd2.data() + r2, u, w + p.g2, w + p.b2, R2, D, nullptr, true);
-    mark("block LayerNorm 2", l);
+      mark("block attention", l);
+      p.o.forward(o, z + r0 * HA, w, R);
+      mark("block attention out", l);
+      layernorm_forward(y, a.mean1.data() + r0, a.rstd1.data() + r0, o, w + p.g1, w + p.b1, R, D, h, true);
+      // y (G,n,D) -> cat (G,n2,2D) -> out = relu(LN(cat Wm^T + bm)) (G,n2,D); for even n, cat is
+      // y's own memory (a token pair is adjacent), only odd n needs a padded copy
+      const float* cat = a.y.data() + r2 * 2 * D;
+      if (n % 2) {
+        cat = a.cat.data() + r2 * 2 * D;
+        if (team)
+          patch_merge_forward_rows(a.cat.data(), a.y.data(), n, D, r2, r2 + R2);
+        else  // whole groups, on the pool
+          patch_merge_forward(a.cat.data() + r2 * 2 * D, y, R / n, n, D);
+      }
+      mark("block LayerNorm 1 (+ merge input)", l);
+      p.merge.forward(u, cat, w, R2);
+      mark("block patch merge", l);
+      layernorm_forward(out, a.mean2.data() + r2, a.rstd2.data() + r2, u, w + p.g2, w + p.b2, R2, D, nullptr, true);
+      mark("block LayerNorm 2", l);
+    });
     h = out;
   }
 }
@@ -301,30 +335,26 @@ const float* Vit::forward(const float* x, int64_t B) {
   if (threads > 1) {
     for (Block& p : blocks_)
       for (Linear* l : {&p.qkv, &p.o, &p.merge}) l->pack_now(w);  // before the threads share them
-    std::exception_ptr error;
+    TeamFailure failure;
 #pragma omp parallel num_threads(threads)
     {
       const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
       const int64_t u0 = units * t / T, u1 = units * (t + 1) / T;
-      try {
-        SerialScope serial;
-        // x (B,1,T,M) -> h0 (B,M,N,D): this thread's rows
-        patch_embed_forward_rows(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, c.T, c.M, c.P,
-                                 c.D, unit_row(c, 0, u0), unit_row(c, 0, u1));
+      SerialScope serial;
+      failure.run([&] {  // x (B,1,T,M) -> h0 (B,M,N,D): this thread's rows
+        patch_embed_forward_rows(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, c.T, c.M, c.P, c.D,
+                                 unit_row(c, 0, u0), unit_row(c, 0, u1));
         if (t == 0) clock.mark("patch embedding");
-        forward_blocks(u0, u1, true, t == 0 ? &clock : nullptr);
-      } catch (...) {
-#pragma omp critical(harvit_vit_forward_error)
-        if (!error) error = std::current_exception();
-      }
+      });
+      forward_blocks(u0, u1, &failure, t == 0 ? &clock : nullptr);
     }
-    if (error) std::rethrow_exception(error);
+    if (failure.first) std::rethrow_exception(failure.first);
     clock.mark("blocks: join");
   } else {
     // x (B,1,T,M) -> h0 (B,M,N,D)
     patch_embed_forward(h0_.data(), patches_.data(), x, w + pe_w_, w + pe_b_, w + pos_, B, c.T, c.M, c.P, c.D);
     clock.mark("patch embedding");
-    forward_blocks(0, units, false, &clock);
+    forward_blocks(0, units, nullptr, &clock);
   }
   const float* h = c.L ? acts_[c.L - 1].out.data() : h0_.data();
   // flatten (B,M,nL,D) -> (B,F) is the same memory; dense tower -> logits (B,C)

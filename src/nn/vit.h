@@ -75,10 +75,11 @@ class Vit : public Model {
   void ensure_batch(int64_t B);    // activations (forward)
   // The blocks for last-level units [u0, u1) (a unit: one token of the blocks' output, u = g *
   // tokens(L) + j over groups g = (window, axis)): one range of rows in every block's buffers.
-  // team: one thread of forward's team (serial mode, a barrier per block before attention, a group
-  // may be shared with the neighbouring threads); else whole groups, stage by stage on the pool.
-  // clock: marks the stages (nullptr: none).
-  void forward_blocks(int64_t u0, int64_t u1, bool team, stages::Clock* clock);
+  // team: this thread is one of forward's team (serial mode, a barrier per block before attention,
+  // a group may be shared with the neighbouring threads; a failure is recorded there); nullptr:
+  // whole groups, stage by stage on the pool. clock: marks the stages (nullptr: none).
+  struct TeamFailure;
+  void forward_blocks(int64_t u0, int64_t u1, TeamFailure* team, stages::Clock* clock);
   // How many threads run the blocks as a team for a forward of B windows (1: stage by stage).
   int team_threads(int64_t B) const;
   static constexpr int64_t kTeamMaxRowsFp32 = 1024;  // block 0's token rows, B * M * N (fp32)
