@@ -261,17 +261,9 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dz, const 
 
 // ---- patch merge -----------------------------------------------------------------------------
 
-void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn) {
-  // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn). Token pairs are adjacent in memory, so each
-  // output row is one contiguous copy; only the odd tail gets zeros.
-  const int64_t n2 = (n + 1) / 2;
-  parallel_for(G, G * n * Dn >= kMinParallel, [&](int64_t g) {
-    simd::copy(out + g * n2 * 2 * Dn, inp + g * n * Dn, n * Dn);
-    if (n % 2) std::memset(out + (g * n2 * 2 + n) * Dn, 0, Dn * sizeof(float));
-  });
-}
-
 void patch_merge_forward_rows(float* out, const float* inp, int64_t n, int64_t Dn, int64_t r0, int64_t r1) {
+  // Token pairs are adjacent in memory, so each output row is one contiguous copy; only the odd
+  // tail gets zeros.
   const int64_t n2 = (n + 1) / 2;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t g = r / n2, i = 2 * (r % n2);  // output row r = tokens i, i + 1 of group g
@@ -280,6 +272,13 @@ void patch_merge_forward_rows(float* out, const float* inp, int64_t n, int64_t D
     simd::copy(o, inp + (g * n + i) * Dn, pair * Dn);
     if (pair < 2) std::memset(o + Dn, 0, Dn * sizeof(float));
   }
+}
+
+void patch_merge_forward(float* out, const float* inp, int64_t G, int64_t n, int64_t Dn) {
+  // inp (G, n, Dn) -> out (G, ceil(n/2), 2*Dn): each group's output rows, groups on the pool
+  const int64_t n2 = (n + 1) / 2;
+  parallel_for(G, G * n * Dn >= kMinParallel,
+               [&](int64_t g) { patch_merge_forward_rows(out, inp, n, Dn, g * n2, (g + 1) * n2); });
 }
 
 void patch_merge_backward(float* dinp, const float* dout, int64_t G, int64_t n, int64_t Dn,
