@@ -4,7 +4,9 @@
 // are in test_trainer.cpp (Augment.*).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <set>
 #include <vector>
 
@@ -87,6 +89,39 @@ TEST(Augment, RotationTouchesWholeTriplesAndKeepsTheirNorms) {
   for (int64_t b = 0; b < B; ++b) {
     const float *p = &x[b * T * M], *q = &x[(b * T + 5) * M], *P = &y[b * T * M], *Q = &y[(b * T + 5) * M];
     EXPECT_NEAR(p[0] * q[0] + p[1] * q[1] + p[2] * q[2], P[0] * Q[0] + P[1] * Q[1] + P[2] * Q[2], 1e-4);
+  }
+}
+
+// rotate_together: one rotation turns every triple of a window (a phone's accelerometer and
+// gyroscope turn together), so dot products between triples are kept; one rotation per triple
+// (the default) changes them.
+TEST(Augment, RotationTogetherTurnsEveryTripleAlike) {
+  const int64_t B = 4, T = 6, M = 9;
+  const auto x = noise(B * T * M, 3);
+  auto dot = [M](const std::vector<float>& v, int64_t r, int64_t s, int64_t g, int64_t h) {
+    double d = 0;
+    for (int i = 0; i < 3; ++i) d += double(v[r * M + g + i]) * v[s * M + h + i];
+    return d;
+  };
+  for (bool together : {true, false}) {
+    auto y = x;
+    Rng rng(6);
+    data::AugmentOptions o{0, 0, 60, 0};
+    o.rotate_together = together;
+    data::augment_windows(y.data(), B, T, M, o, rng);
+    double worst = 0;  // largest change of a dot product between two triples, over windows and times
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t)
+        for (auto [g, h] : {std::pair<int64_t, int64_t>{0, 3}, {0, 6}, {3, 6}}) {
+          const int64_t r = b * T + t, s = b * T + (t + 2) % T;
+          worst = std::max(worst, std::fabs(dot(x, r, s, g, h) - dot(y, r, s, g, h)));
+          EXPECT_NEAR(dot(x, r, r, g, g), dot(y, r, r, g, g), 1e-4);  // norms kept either way
+        }
+    if (together)
+      EXPECT_LT(worst, 1e-4);
+    else
+      EXPECT_GT(worst, 0.1);
+    EXPECT_NE(x, y);
   }
 }
 

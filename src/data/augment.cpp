@@ -1,13 +1,32 @@
 #include "data/augment.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
 namespace harvit::data {
 
-void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const AugmentOptions& o, Rng& rng) {
+namespace {
+using Rotation = std::array<std::array<double, 3>, 3>;
+
+// Rodrigues: a rotation by an angle in [-deg, deg] about a uniformly random unit axis (draws: 3
+// normals, then a uniform).
+Rotation random_rotation(double deg, Rng& rng) {
   const double kPi = 3.14159265358979323846;
+  double u[3] = {rng.normal(), rng.normal(), rng.normal()};
+  const double n = std::sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2]) + 1e-12;
+  for (double& v : u) v /= n;
+  const double a = (2.0 * rng.uniform() - 1.0) * deg * kPi / 180.0, c = std::cos(a), s = std::sin(a);
+  Rotation R;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) R[i][j] = (i == j ? c : 0.0) + (1 - c) * u[i] * u[j];
+  R[0][1] -= s * u[2], R[0][2] += s * u[1], R[1][0] += s * u[2], R[1][2] -= s * u[0], R[2][0] -= s * u[1], R[2][1] += s * u[0];
+  return R;
+}
+}  // namespace
+
+void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const AugmentOptions& o, Rng& rng) {
   std::vector<float> tmp(T * M);
   for (int64_t b = 0; b < B; ++b) {
     float* w = x + b * T * M;
@@ -20,16 +39,9 @@ void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const AugmentOpt
       std::copy(tmp.begin(), tmp.end(), w);
     }
     if (o.rotate > 0) {
+      Rotation R{};
       for (int64_t g = 0; g + 3 <= M; g += 3) {
-        // Rodrigues: rotation by angle a about the unit axis u.
-        double u[3] = {rng.normal(), rng.normal(), rng.normal()};
-        const double n = std::sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2]) + 1e-12;
-        for (double& v : u) v /= n;
-        const double a = (2.0 * rng.uniform() - 1.0) * o.rotate * kPi / 180.0, c = std::cos(a), s = std::sin(a);
-        double R[3][3];
-        for (int i = 0; i < 3; ++i)
-          for (int j = 0; j < 3; ++j) R[i][j] = (i == j ? c : 0.0) + (1 - c) * u[i] * u[j];
-        R[0][1] -= s * u[2], R[0][2] += s * u[1], R[1][0] += s * u[2], R[1][2] -= s * u[0], R[2][0] -= s * u[1], R[2][1] += s * u[0];
+        if (g == 0 || !o.rotate_together) R = random_rotation(o.rotate, rng);
         for (int64_t t = 0; t < T; ++t) {
           float* v = w + t * M + g;
           const double v0 = v[0], v1 = v[1], v2 = v[2];

@@ -82,6 +82,7 @@ json TrainOptions::to_json() const {
   if (aug_scale > 0) j["aug_scale"] = aug_scale;
   if (aug_jitter > 0) j["aug_jitter"] = aug_jitter;
   if (aug_rotate > 0) j["aug_rotate_deg"] = aug_rotate;
+  if (aug_rotate > 0 && aug_rotate_together) j["aug_rotate_triples"] = "together";
   if (aug_shift > 0) j["aug_shift"] = aug_shift;
   if (precision != "fp32") j["precision"] = precision;
   return j;

@@ -62,9 +62,12 @@ struct TrainOptions {
   double aug_jitter = 0;      // add N(0, sigma^2) noise
   double aug_rotate = 0;      // rotate each xyz triple by up to this many degrees about a random axis
   int64_t aug_shift = 0;      // roll the window in time by up to this many samples
+  bool aug_rotate_together = false;  // one rotation per window for every triple (AugmentOptions)
   std::string command;   // recorded in checkpoints and reports
   nlohmann::json to_json() const;
-  data::AugmentOptions augment() const { return {aug_scale, aug_jitter, aug_rotate, aug_shift}; }
+  data::AugmentOptions augment() const {
+    return {aug_scale, aug_jitter, aug_rotate, aug_shift, aug_rotate_together};
+  }
 };
 
 struct EpochRecord {
