@@ -458,6 +458,33 @@ namespace {
 }
 }  // namespace
 
+// keep_signals_off_the_pool: every thread of the pool but the caller blocks SIGINT and SIGTERM (a
+// second signal pending must not land on a worker inside a oneDNN kernel, whose stack pointer may
+// be in the heap); in a child process, as the handler and the masks stay.
+namespace {
+[[noreturn]] void check_pool_signal_masks() {
+  set_num_threads(4);
+  train::install_interrupt_handler();
+  train::keep_signals_off_the_pool();
+  const pthread_t main_thread = pthread_self();
+  std::atomic<int> right{0}, threads{0};
+#pragma omp parallel num_threads(4)
+  {
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, nullptr, &now);
+    const bool blocked = sigismember(&now, SIGINT) == 1 && sigismember(&now, SIGTERM) == 1;
+    if (blocked != static_cast<bool>(pthread_equal(pthread_self(), main_thread))) ++right;
+    ++threads;
+  }
+  std::exit(right == 4 && threads == 4 ? 0 : 3);
+}
+}  // namespace
+
+TEST(Interrupt, PoolWorkersLeaveSignalsToTheMainThread) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(check_pool_signal_masks(), ::testing::ExitedWithCode(0), "");
+}
+
 TEST(Interrupt, SignalsDuringOneDnnGemmsLeaveTheHeapIntact) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(gemms_under_signals(), ::testing::ExitedWithCode(0), "");

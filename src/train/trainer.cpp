@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@ namespace fs = std::filesystem;
 namespace {
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_signal(int) { g_interrupted = true; }
+bool g_handler_installed = false;
 
 void gather(const data::Dataset& ds, const int64_t* idx, int64_t B, std::vector<float>& x, std::vector<int32_t>& y) {
   const int64_t W = ds.T * ds.M;
@@ -56,7 +58,9 @@ void install_interrupt_handler() {
   // below that buffer (oneDNN issue 4845, fixed upstream in 3.11.2). Seen in CI: a rank of an
   // mpirun job aborting with "double free or corruption" after Ctrl-C. A signal sent to the
   // process goes to the main thread when it does not block it (Linux tries it first), and that
-  // is the thread with this stack; forked workers (harvit cv --jobs) inherit both.
+  // is the thread with this stack; forked workers (harvit cv --jobs) inherit both. A second
+  // signal arriving before the first is handled could go to another thread: train_model has the
+  // OpenMP pool's workers block both (keep_signals_off_the_pool).
   alignas(64) static char alt_stack[1 << 16];
   stack_t ss{};
   ss.ss_sp = alt_stack;
@@ -68,6 +72,19 @@ void install_interrupt_handler() {
   sa.sa_flags = SA_ONSTACK | SA_RESTART;
   for (int sig : {SIGINT, SIGTERM})
     if (sigaction(sig, &sa, nullptr) != 0) fail("sigaction failed: " + std::string(std::strerror(errno)));
+  g_handler_installed = true;
+}
+
+void keep_signals_off_the_pool() {
+  const pthread_t self = pthread_self();
+#pragma omp parallel
+  if (!pthread_equal(pthread_self(), self)) {
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, nullptr);
+  }
 }
 
 bool interrupt_requested() { return g_interrupted; }
@@ -508,6 +525,7 @@ void write_history(const std::string& dir, const TrainState& st, const RunIdenti
 // ---- the CLI's loop --------------------------------------------------------------------------
 
 TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& opt, Comm& comm) {
+  if (g_handler_installed) keep_signals_off_the_pool();  // here: after any fork (harvit cv --jobs)
   TrainSession s(ds, std::move(cfg), opt, comm);
   const std::string& dir = opt.out_dir;
   const bool root = comm.root();  // rank 0 writes the files and speaks for the job

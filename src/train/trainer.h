@@ -193,5 +193,13 @@ void augment_windows(float* x, int64_t B, int64_t T, int64_t M, const TrainOptio
 // After this, SIGINT/SIGTERM set a flag (interrupt_requested()); train_model saves and returns.
 void install_interrupt_handler();
 bool interrupt_requested();
+// The OpenMP pool's worker threads (oneDNN computes on them too) block SIGINT and SIGTERM, so that
+// a second signal arriving before the first is handled waits for the calling thread, which has
+// the handler's stack, instead of landing on a worker inside a oneDNN kernel whose stack pointer
+// is in the heap. Starts the pool: never call it before a fork. train_model calls it when the
+// handler is installed. (Threads the pool adds later, for a larger set_num_threads, do not
+// block them. A signal stack per worker was not chosen: ASan unmaps a thread's signal stack as the
+// thread ends.)
+void keep_signals_off_the_pool();
 
 }  // namespace harvit::train
