@@ -125,6 +125,31 @@ TEST(Augment, RotationTogetherTurnsEveryTripleAlike) {
   }
 }
 
+// The draws of one window, in order (augment.h): the shift, then per triple (once with
+// rotate_together) 3 normals and a uniform, then per axis a uniform, then per value a normal. A
+// change of this order changes every augmented training run, so it is pinned: the stream after
+// augmenting equals a replay of exactly these draws.
+TEST(Augment, DrawOrderIsPinned) {
+  const int64_t T = 5, M = 9, B = 2;
+  for (bool together : {false, true}) {
+    auto x = noise(B * T * M, 4);
+    data::AugmentOptions o{0.1, 0.2, 15, 3};
+    o.rotate_together = together;
+    Rng a(11), b(11);
+    data::augment_windows(x.data(), B, T, M, o, a);
+    for (int64_t w = 0; w < B; ++w) {
+      b.below(2 * 3 + 1);
+      for (int64_t g = 0; g < (together ? 1 : M / 3); ++g) {
+        b.normal(), b.normal(), b.normal();
+        b.uniform();
+      }
+      for (int64_t m = 0; m < M; ++m) b.uniform();
+      for (int64_t i = 0; i < T * M; ++i) b.normal();
+    }
+    EXPECT_EQ(a.next_u64(), b.next_u64()) << (together ? "together" : "per triple");
+  }
+}
+
 TEST(Augment, StreamPerSeedEpochStep) {
   auto draw = [](uint64_t seed, int64_t e, int64_t s) { return data::augment_rng(seed, e, s).next_u64(); };
   EXPECT_EQ(draw(7, 2, 3), draw(7, 2, 3));

@@ -163,6 +163,14 @@ TEST_F(TrainerTest, RecipeOptionsTrainAndResumeBitIdentically) {
   o.aug_rotate = 10;  // two axes: not xyz triples
   o.out_dir += "_rot";
   EXPECT_THROW(train::train_model(ds, small(), o), std::runtime_error);
+  o.aug_rotate = 0;  // together without a rotation: a flag that would do nothing
+  o.aug_rotate_together = true;
+  try {
+    train::train_model(ds, small(), o);
+    ADD_FAILURE() << "--aug-rotate-together without --aug-rotate was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("--aug-rotate-together needs a rotation"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Augment, RotationKeepsNormsShiftPermutes) {
@@ -458,14 +466,16 @@ namespace {
 }
 }  // namespace
 
-// keep_signals_off_the_pool: every thread of the pool but the caller blocks SIGINT and SIGTERM (a
-// second signal pending must not land on a worker inside a oneDNN kernel, whose stack pointer may
-// be in the heap); in a child process, as the handler and the masks stay.
+// Once the handler is installed, a training (its TrainSession, also a cv fold's) has every thread
+// of the pool but the caller block SIGINT and SIGTERM (keep_signals_off_the_pool: a second signal
+// pending must not land on a worker inside a oneDNN kernel, whose stack pointer may be in the
+// heap); in a child process, as the handler and the masks stay.
 namespace {
-[[noreturn]] void check_pool_signal_masks() {
+[[noreturn]] void check_pool_signal_masks(const data::Dataset& ds, const nlohmann::json& cfg, train::TrainOptions o) {
   set_num_threads(4);
   train::install_interrupt_handler();
-  train::keep_signals_off_the_pool();
+  o.max_steps = 1;
+  train::train_model(ds, cfg, o);
   const pthread_t main_thread = pthread_self();
   std::atomic<int> right{0}, threads{0};
 #pragma omp parallel num_threads(4)
@@ -480,9 +490,9 @@ namespace {
 }
 }  // namespace
 
-TEST(Interrupt, PoolWorkersLeaveSignalsToTheMainThread) {
+TEST_F(TrainerTest, PoolWorkersLeaveSignalsToTheMainThread) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(check_pool_signal_masks(), ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(check_pool_signal_masks(toy(), small(), opts("signals", 1)), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(Interrupt, SignalsDuringOneDnnGemmsLeaveTheHeapIntact) {

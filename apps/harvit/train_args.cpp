@@ -84,8 +84,8 @@ void add_train_options(CLI::App* tr, TrainArgs& a) {
   tr->add_option("--aug-jitter", to.aug_jitter, "augment: Gaussian noise of this std (normalised units)")->capture_default_str();
   tr->add_option("--aug-rotate", to.aug_rotate, "augment: random 3-D rotations up to this many degrees")->capture_default_str();
   tr->add_flag("--aug-rotate-together", to.aug_rotate_together,
-              "augment: one rotation per window for all xyz triples (a device's accelerometer and "
-              "gyroscope turn together), not one per triple");
+              "augment: one rotation per window for all xyz triples alike (a device's accelerometer "
+              "and gyroscope turn together), not one per triple; needs --aug-rotate");
   tr->add_option("--aug-shift", to.aug_shift, "augment: random circular time shift up to this many samples")->capture_default_str();
   add_vit_shape_options(tr, a.vit);
 }

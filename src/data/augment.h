@@ -10,11 +10,13 @@ namespace harvit::data {
 struct AugmentOptions {
   double scale = 0;   // multiply each (window, axis) by U(1 - s, 1 + s)
   double jitter = 0;  // add N(0, sigma^2) noise to every value
-  double rotate = 0;  // rotate each xyz triple by up to this many degrees about a random axis
+  double rotate = 0;  // rotate each xyz triple (or all alike) by up to this many degrees about a random axis
   int64_t shift = 0;  // roll the window in time by k in [-shift, shift] samples
-  // false: each xyz triple turns on its own; true: one rotation per window turns every triple (the
-  // triples of one device - UCI-HAR's body acc, gyroscope and total acc - turn together when the
-  // phone turns, and total acc stays body acc + gravity)
+  // false: each xyz triple turns on its own; true: one rotation per window turns every triple
+  // alike (the triples of one device - UCI-HAR's body acc, gyroscope and total acc - turn together
+  // when the phone turns; with sensors on several body parts, all of them turn alike). The windows
+  // are normalised per axis before augmentation, so either acts on normalised values, not on the
+  // physical vectors.
   bool rotate_together = false;
   bool any() const { return scale > 0 || jitter > 0 || rotate > 0 || shift > 0; }
 };

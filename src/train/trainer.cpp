@@ -310,10 +310,15 @@ TrainSession::TrainSession(const data::Dataset& d, json model_cfg, const TrainOp
       adam(model->params().count(), {o.lr, 0.9, 0.999, 1e-8, o.weight_decay}),
       schedule(o.schedule, o.lr, o.epochs, steps_per_epoch, o.step_size > 0 ? o.step_size : std::max(1, o.epochs / 3),
                o.gamma, o.warmup_epochs) {
+  // Every training (train_model, a cv fold) builds a session, always after any fork (harvit cv
+  // --jobs forks before its workers build theirs): the pool may start here.
+  if (g_handler_installed) keep_signals_off_the_pool();
   Rng rng(opt.seed);
   model->params().init_default(rng);
   state.epoch_rng = rng.state();
   if (opt.aug_rotate > 0 && d.M % 3) fail("--aug-rotate needs the axes in groups of 3 (x, y, z), the data has " + std::to_string(d.M));
+  if (opt.aug_rotate_together && opt.aug_rotate <= 0)
+    fail("--aug-rotate-together needs a rotation: give --aug-rotate DEGREES (or a recipe that sets it)");
   const int64_t C = model->C();
   std::vector<float> class_weights;
   if (opt.class_weights == "balanced") {
@@ -525,7 +530,6 @@ void write_history(const std::string& dir, const TrainState& st, const RunIdenti
 // ---- the CLI's loop --------------------------------------------------------------------------
 
 TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& opt, Comm& comm) {
-  if (g_handler_installed) keep_signals_off_the_pool();  // here: after any fork (harvit cv --jobs)
   TrainSession s(ds, std::move(cfg), opt, comm);
   const std::string& dir = opt.out_dir;
   const bool root = comm.root();  // rank 0 writes the files and speaks for the job

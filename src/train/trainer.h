@@ -60,7 +60,7 @@ struct TrainOptions {
   // Augmentations of training windows only (0 = off).
   double aug_scale = 0;       // multiply each axis by U(1 - s, 1 + s)
   double aug_jitter = 0;      // add N(0, sigma^2) noise
-  double aug_rotate = 0;      // rotate each xyz triple by up to this many degrees about a random axis
+  double aug_rotate = 0;      // rotate each xyz triple (or all alike: aug_rotate_together) by up to this many degrees
   int64_t aug_shift = 0;      // roll the window in time by up to this many samples
   bool aug_rotate_together = false;  // one rotation per window for every triple (AugmentOptions)
   std::string command;   // recorded in checkpoints and reports
@@ -196,8 +196,8 @@ bool interrupt_requested();
 // The OpenMP pool's worker threads (oneDNN computes on them too) block SIGINT and SIGTERM, so that
 // a second signal arriving before the first is handled waits for the calling thread, which has
 // the handler's stack, instead of landing on a worker inside a oneDNN kernel whose stack pointer
-// is in the heap. Starts the pool: never call it before a fork. train_model calls it when the
-// handler is installed. (Threads the pool adds later, for a larger set_num_threads, do not
+// is in the heap. Starts the pool: never call it before a fork. Every TrainSession (train_model,
+// a cv fold) calls it when the handler is installed. (Threads the pool adds later, for a larger set_num_threads, do not
 // block them. A signal stack per worker was not chosen: ASan unmaps a thread's signal stack as the
 // thread ends.)
 void keep_signals_off_the_pool();
