@@ -66,6 +66,11 @@ nlohmann::json small_vit() {
   return c.to_json();
 }
 
+std::vector<float> params_of(const std::string& ckpt) {
+  const auto ck = nn::load_checkpoint(ckpt);
+  return {ck.model->params().values(), ck.model->params().values() + ck.model->params().count()};
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -326,3 +331,42 @@ TEST_F(CvRunFold, SameFoldSameSeedSameResult) {
   EXPECT_EQ(a.best_val_acc, b.best_val_acc);
   EXPECT_EQ(a.best_epoch, b.best_epoch);
 }
+
+// A fold stopped part-way (Ctrl-C between steps, or a process killed after an epoch) goes on from
+// its saved state when run again, and ends with the result of one uninterrupted run; a finished
+// fold keeps no training state.
+TEST_F(CvRunFold, StoppedFoldGoesOnToTheSameResult) {
+  const Toy t = toy();
+  train::CvOptions cv;
+  cv.folds = "5";
+  const auto f = train::make_folds(t.ds, cv)[2];
+  const data::Dataset d = train::fold_dataset(t.ds, f);
+  train::TrainOptions o;
+  o.epochs = 3, o.batch = 32, o.lr = 2e-3, o.seed = 1;
+  const auto id = train::fold_identity(t.ds, cv, f, small_vit(), o);
+  const auto whole = train::run_fold(d, f, small_vit(), o, (dir_ / "whole").string(), id);
+  // The best epoch comes before the last resume, so the best weights must come from the file.
+  ASSERT_LT(whole.best_epoch, o.epochs) << "choose a seed whose best epoch is not the last";
+  const std::string dir = (dir_ / "parts").string();
+  const int spe = static_cast<int>((d.count(data::kTrain) + o.batch - 1) / o.batch);
+  for (int stop_after : {spe + 1, spe}) {  // steps into this call: stops at epoch 2 step 1, epoch 3 step 1
+    int steps = 0;
+    const std::string err = error_of([&] {
+      train::run_fold(d, f, small_vit(), o, dir, id, {}, [&] { return steps++ >= stop_after; });
+    });
+    EXPECT_NE(err.find("run again to continue it"), std::string::npos) << err;
+    EXPECT_TRUE(fs::exists(train::last_checkpoint_path(dir)));
+    EXPECT_FALSE(train::load_fold_result(dir, id).has_value());
+  }
+  std::vector<std::string> lines;
+  const auto parts = train::run_fold(d, f, small_vit(), o, dir, id, [&](const std::string& l) { lines.push_back(l); });
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find("resuming from"), std::string::npos) << lines[0];
+  EXPECT_EQ(parts.confusion, whole.confusion);
+  EXPECT_EQ(parts.best_val_acc, whole.best_val_acc);
+  EXPECT_EQ(parts.best_epoch, whole.best_epoch);
+  EXPECT_EQ(params_of(dir + "/best.safetensors"), params_of((dir_ / "whole/best.safetensors").string()));
+  EXPECT_FALSE(fs::exists(train::last_checkpoint_path(dir)));
+  EXPECT_FALSE(fs::exists(train::last_optimizer_path(dir)));
+}
+

@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
+#include "nn/checkpoint.h"
 #include "train/report.h"
 
 namespace harvit::train {
@@ -281,20 +282,36 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   };
   TrainOptions opt = opt_in;
   opt.out_dir = dir;
-  opt.resume = false;
+  // A fold stopped before its end (Ctrl-C, a killed process) goes on from its last saved state:
+  // the end of its last whole epoch, or the step Ctrl-C stopped it at. (A ViT fold on UCI-HAR
+  // takes about an hour of one core here.) The state's identity check refuses another run's files.
+  opt.resume = fs::exists(last_checkpoint_path(dir));
   fs::create_directories(dir);
   fs::remove(fold_result_path(dir));  // a fold that fails now leaves no result behind
   TrainSession s(ds, model_cfg, opt);  // one process: folds, not batches, are spread over processes
   const std::string tag = "fold " + std::to_string(f.fold);
+  if (opt.resume)
+    say(tag + ": resuming from " + last_checkpoint_path(dir) + " at epoch " + std::to_string(s.state.epoch + 1) +
+        ", step " + std::to_string(s.state.step));
   say(tag + ": test subjects " + join(f.test, ", ") + "; validation " + join(f.val, ", ") + "; " +
       std::to_string(s.train_idx.size()) + " train / " + std::to_string(ds.count(data::kVal)) + " val / " +
       std::to_string(ds.count(data::kTest)) + " test windows, " + s.model->kind() + ", " + std::to_string(opt.epochs) +
       " epochs, " + std::to_string(num_threads()) + " threads");
   const nn::ParamSlab& p = s.model->params();
   std::vector<float> best(p.values(), p.values() + p.count());
+  if (s.state.best_epoch >= 0) {  // resumed: the best weights so far are in the best checkpoint
+    const auto ck = nn::load_checkpoint(best_checkpoint_path(dir));
+    if (ck.model->params().count() != p.count())
+      fail(best_checkpoint_path(dir) + ": not this fold's model (remove the fold folder to train it again)");
+    std::copy(ck.model->params().values(), ck.model->params().values() + p.count(), best.begin());
+  }
   while (s.state.epoch < opt.epochs) {
     const EpochStats es = train_epoch(s, stop);
-    if (!es.complete) fail(tag + ": interrupted at epoch " + std::to_string(s.state.epoch + 1) + "; run again to train it");
+    if (!es.complete) {
+      save_train_state(dir, s.state, *s.model, s.adam, s.id);
+      fail(tag + ": interrupted at epoch " + std::to_string(s.state.epoch + 1) + ", step " +
+           std::to_string(s.state.step) + "; run again to continue it");
+    }
     EpochRecord rec;
     rec.epoch = s.state.epoch;
     rec.lr = es.lr;
@@ -310,6 +327,7 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
       std::copy(p.values(), p.values() + p.count(), best.begin());
       save_best_checkpoint(dir, *s.model, s.id, rec);
     }
+    save_train_state(dir, s.state, *s.model, s.adam, s.id);  // after best: a resume finds both
     char line[200];
     std::snprintf(line, sizeof line, "%s: epoch %3d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  %.1f s",
                   tag.c_str(), rec.epoch, opt.epochs, rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc,
@@ -348,6 +366,9 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   r.identity = identity;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_file_atomic(fold_result_path(dir), r.to_json().dump(1));
+  // the result is what a finished fold keeps (the ViT's state is ~50 MB a fold)
+  fs::remove(last_checkpoint_path(dir));
+  fs::remove(last_optimizer_path(dir));
   char line[200];
   std::snprintf(line, sizeof line, "%s: test accuracy %.4f, macro-F1 %.4f (best epoch %d, val acc %.4f), %.0f s", tag.c_str(),
                 r.accuracy, r.macro_f1, r.best_epoch, r.best_val_acc, r.seconds);

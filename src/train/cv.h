@@ -104,7 +104,9 @@ using FoldLog = std::function<void(const std::string& line)>;
 // Trains a model (model_cfg, opt; opt.out_dir and opt.resume are replaced) on fold_ds's training
 // windows, one process, selecting the epoch by validation accuracy; then predicts the test windows
 // with the best weights. Writes dir/best.safetensors, dir/history.json and, last, dir/result.json
-// (carrying `identity`). Stops with an error when `stop` says so between steps (Ctrl-C).
+// (carrying `identity`). Stops with an error when `stop` says so between steps (Ctrl-C). The
+// training state is saved after every epoch and at a stop (dir/last.safetensors, removed when the
+// fold ends), and a later call on the same dir goes on from it: the same result as one call.
 FoldResult run_fold(const data::Dataset& fold_ds, const FoldSpec& f, const nlohmann::json& model_cfg,
                     const TrainOptions& opt, const std::string& dir, const nlohmann::json& identity,
                     const FoldLog& log = {}, const std::function<bool()>& stop = {});
