@@ -59,8 +59,8 @@ void install_interrupt_handler() {
   // mpirun job aborting with "double free or corruption" after Ctrl-C. A signal sent to the
   // process goes to the main thread when it does not block it (Linux tries it first), and that
   // is the thread with this stack; forked workers (harvit cv --jobs) inherit both. A second
-  // signal arriving before the first is handled could go to another thread: train_model has the
-  // OpenMP pool's workers block both (keep_signals_off_the_pool).
+  // signal arriving before the first is handled could go to another thread: every TrainSession has
+  // the OpenMP pool's workers block both (keep_signals_off_the_pool).
   alignas(64) static char alt_stack[1 << 16];
   stack_t ss{};
   ss.ss_sp = alt_stack;
