@@ -2,7 +2,8 @@
 # `harvit cv` through the CLI on the bundled WISDM windows (36 users), a tiny ViT for 2 epochs, 3
 # folds: the report files; the same numbers from one process, from --jobs 2 and (when harvit was
 # built with MPI) from mpirun -np 2; a second run skips the folds done; --only; a worker that fails
-# names its fold; clear errors for bad --folds, --only, --jobs and a missing dataset.
+# names its fold; --combine (an ensemble of finished runs); clear errors for bad --folds, --only,
+# --jobs, --combine and a missing dataset.
 # Arguments: harvit, the test data folder, whether harvit has MPI (1/0), mpirun, sanitizer build (1/0).
 set -euo pipefail
 H=$1
@@ -88,6 +89,40 @@ $H cv "${TINY[@]}" --folds 3 --only 2 --out "$W/only" > "$W/only.log" 2>&1 || fa
   || fail "--only 2 ran other folds: $(ls "$W/only")"
 grep -q "1 of 3 folds" "$W/only.log" || fail "--only summary: $(cat "$W/only.log")"
 grep -q "missing: 1, 3" "$W/only/cv.md" || fail "--only report does not name the missing folds"
+
+# --combine: an ensemble of finished runs of the same folds, nothing trained. Two runs with the same
+# numbers (one process, --jobs 2) combine to those numbers; a run with one fold done combines on that
+# fold only; other folds, training options, one run, or --out inside a member are refused.
+$H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/one,$W/jobs" --out "$W/ens" > "$W/ens.log" 2>&1 \
+  || fail "--combine: $(cat "$W/ens.log")"
+! grep -q "epoch " "$W/ens.log" || fail "--combine trained: $(cat "$W/ens.log")"
+grep -q "3 of 3 folds combined; report: $W/ens/cv.md" "$W/ens.log" || fail "--combine summary: $(cat "$W/ens.log")"
+grep -q "^## The ensemble and its members, on the same 3 folds" "$W/ens/cv.md" || fail "--combine: no members table"
+grep -q "^| \`$W/jobs\` (vit) |" "$W/ens/cv.md" || fail "--combine: member row"
+python3 - "$W/one/cv.json" "$W/ens/cv.json" <<'PY' || fail "--combine of two equal runs is not that run"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for k in ("accuracy", "macro_f1", "pooled", "subjects", "folds_done"):
+    assert a[k] == b[k], k
+assert [f["best_val_acc"] for f in a["folds"]] == [f["best_val_acc"] for f in b["folds"]]
+assert b["options"]["combine"] == [sys.argv[1][:-len("/one/cv.json")] + "/one", sys.argv[1][:-len("/one/cv.json")] + "/jobs"]
+PY
+$H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/one,$W/only" --out "$W/ens1" > "$W/ens1.log" 2>&1 \
+  || fail "--combine with one fold done: $(cat "$W/ens1.log")"
+grep -q "1 of 3 folds combined" "$W/ens1.log" && grep -q "Left out: fold 1, 3 (not finished in every run)" "$W/ens1/cv.md" \
+  || fail "--combine with one fold done: $(cat "$W/ens1.log")"
+bad_combine() {  # expected message, then the arguments
+  local want=$1; shift
+  if $H cv --data "$W/d.bin" --threads 1 "$@" > "$W/badc.log" 2>&1; then fail "--combine $*: accepted"; fi
+  grep -q -- "$want" "$W/badc.log" || fail "--combine $*: $(cat "$W/badc.log")"
+}
+bad_combine "fold-01/result.json: another fold than this one (cv, test_subjects" \
+  --folds 4 --combine "$W/one,$W/jobs" --out "$W/ens4"
+bad_combine "trains nothing, so --lr does not apply" --folds 3 --lr 1e-3 --combine "$W/one,$W/jobs" --out "$W/ens5"
+bad_combine "needs two or more cv folders" --folds 3 --combine "$W/one" --out "$W/ens6"
+bad_combine "is named twice" --folds 3 --combine "$W/one,$W/one/" --out "$W/ens7"
+bad_combine "is not a folder" --folds 3 --combine "$W/one,$W/nowhere" --out "$W/ens8"
+bad_combine "is one of the combined runs" --folds 3 --combine "$W/one,$W/jobs" --out "$W/jobs"
 
 # A worker whose fold fails: the command fails naming the fold; the other folds are kept.
 mkdir -p "$W/bad/fold-02" && echo '{}' > "$W/bad/fold-02/result.json"

@@ -370,3 +370,69 @@ TEST_F(CvRunFold, StoppedFoldGoesOnToTheSameResult) {
   EXPECT_FALSE(fs::exists(train::last_optimizer_path(dir)));
 }
 
+
+// An ensemble of finished runs of the same folds (`cv --combine`): one member gives that member's
+// own result; two members give the argmax of their averaged class probabilities, on the test and
+// on the validation subjects; a fold of other subjects or another fold's model is refused by name.
+TEST_F(CvRunFold, EnsembleAveragesTheMembersProbabilities) {
+  const Toy t = toy();
+  train::CvOptions cv;
+  cv.folds = "5";
+  const auto folds = train::make_folds(t.ds, cv);
+  const auto& f = folds[0];
+  const data::Dataset d = train::fold_dataset(t.ds, f);
+  train::TrainOptions oa, ob;
+  oa.epochs = 2, oa.batch = 32, oa.lr = 2e-3, oa.seed = 1;
+  ob = oa, ob.seed = 2, ob.epochs = 3;
+  const std::string ra = (dir_ / "a").string(), rb = (dir_ / "b").string();
+  const auto a = train::run_fold(d, f, small_vit(), oa, train::fold_dir(ra, 1), train::fold_identity(t.ds, cv, f, small_vit(), oa));
+  const auto b = train::run_fold(d, f, small_vit(), ob, train::fold_dir(rb, 1), train::fold_identity(t.ds, cv, f, small_vit(), ob));
+  const auto subjects = train::fold_subjects_identity(train::fold_identity(t.ds, cv, f, nlohmann::json(), train::TrainOptions()));
+  EXPECT_EQ(subjects.size(), 5u);
+  EXPECT_EQ(subjects, train::fold_subjects_identity(a.identity));
+  const auto ma = train::load_member_fold(ra, 1, subjects), mb = train::load_member_fold(rb, 1, subjects);
+  ASSERT_TRUE(ma && mb);
+  EXPECT_EQ(ma->checkpoint, train::fold_dir(ra, 1) + "/best.safetensors");
+  EXPECT_FALSE(train::load_member_fold(ra, 2, subjects).has_value());  // not run: no result yet
+
+  // One member: its own test result, and its validation accuracy at the selected epoch.
+  const FoldResult one = train::combine_fold(d, f, {*ma}, {});
+  EXPECT_EQ(one.confusion, a.confusion);
+  EXPECT_DOUBLE_EQ(one.best_val_acc, a.best_val_acc);
+  EXPECT_EQ(one.best_epoch, -1);
+
+  // Two members: the argmax of the mean of their probabilities, by hand.
+  const auto ca = nn::load_checkpoint(ma->checkpoint), cb = nn::load_checkpoint(mb->checkpoint);
+  const FoldResult two = train::combine_fold(d, f, {*ma, *mb}, {{"members", 2}});
+  for (uint8_t part : {data::kVal, data::kTest}) {
+    const auto pa = train::predict_split(*ca.model, d, part), pb = train::predict_split(*cb.model, d, part);
+    std::vector<int64_t> cm(4, 0);
+    int64_t right = 0, differ = 0;
+    for (size_t i = 0; i < pa.truth.size(); ++i) {
+      const float p0 = (pa.probs[2 * i] + pb.probs[2 * i]) / 2, p1 = (pa.probs[2 * i + 1] + pb.probs[2 * i + 1]) / 2;
+      const int pred = p1 > p0 ? 1 : 0;
+      cm[pa.truth[i] * 2 + pred]++;
+      right += pred == pa.truth[i];
+      differ += pa.pred[i] != pb.pred[i];
+    }
+    if (part == data::kTest) {
+      EXPECT_EQ(two.confusion, cm);
+      EXPECT_DOUBLE_EQ(two.accuracy, double(right) / pa.truth.size());
+    } else {
+      EXPECT_DOUBLE_EQ(two.best_val_acc, double(right) / pa.truth.size());
+    }
+    std::printf("split %d: the members disagree on %lld of %zu windows\n", part, static_cast<long long>(differ), pa.truth.size());
+  }
+  int64_t total = 0;
+  for (const auto& s : two.subjects) total += s.total();
+  EXPECT_EQ(total, two.test_windows);
+  EXPECT_EQ(two.identity["members"], 2);
+
+  // Another fold's subjects: refused naming the result file; another fold's data: the normalisation.
+  const auto other = train::fold_subjects_identity(train::fold_identity(t.ds, cv, folds[1], nlohmann::json(), train::TrainOptions()));
+  const std::string e1 = error_of([&] { train::load_member_fold(ra, 1, other); });
+  EXPECT_NE(e1.find(train::fold_dir(ra, 1) + "/result.json: another fold than this one (fold, test_subjects, val_subjects differ)"),
+            std::string::npos) << e1;
+  const std::string e2 = error_of([&] { train::combine_fold(train::fold_dataset(t.ds, folds[1]), folds[1], {*ma}, {}); });
+  EXPECT_NE(e2.find(ma->checkpoint + ": its normalisation statistics are not those of fold 2"), std::string::npos) << e2;
+}

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,7 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 struct CvArgs {
-  std::string data, out = "runs/cv", only;
+  std::string data, out = "runs/cv", only, combine;
   train::CvOptions cv;
   int jobs = 1;
   TrainArgs ta;
@@ -118,6 +119,127 @@ void run_workers(int jobs, const std::vector<int>& sel, int threads, const std::
          "missing ones");
 }
 
+// --combine: an ensemble of finished runs (train::combine_fold), fold by fold, over the folds that
+// every run has finished; the report compares it with each run on those same folds.
+int run_combine(CvArgs& a, CLI::App* cmd, const data::Dataset& ds, const std::vector<train::FoldSpec>& folds,
+                const std::vector<int>& sel, std::chrono::steady_clock::time_point t0) {
+  if (job_comm().distributed())
+    fail("--combine only predicts, in one process: run it without mpirun");
+  for (const CLI::Option* o : cmd->get_options()) {
+    static const std::set<std::string> allowed = {"help", "data", "folds", "out", "val-fraction", "fold-seed",
+                                                  "only", "combine", "threads"};
+    if (o->count() > 0 && !o->get_lnames().empty() && !allowed.count(o->get_lnames()[0]))
+      fail("--combine trains nothing, so --" + o->get_lnames()[0] +
+           " does not apply (each run's folds were trained with its own options)");
+  }
+  std::vector<std::string> runs;
+  {
+    std::stringstream ss(a.combine);
+    for (std::string r; std::getline(ss, r, ',');) {
+      if (r.empty()) continue;
+      if (!fs::is_directory(r)) fail("--combine: " + r + " is not a folder (give the --out folders of finished cv runs)");
+      for (const auto& q : runs)
+        if (fs::equivalent(q, r)) fail("--combine: " + r + " is named twice");
+      runs.push_back(r);
+    }
+  }
+  if (runs.size() < 2) fail("--combine needs two or more cv folders, comma-separated, not '" + a.combine + "'");
+  for (const auto& r : runs)
+    if (fs::exists(a.out) && fs::equivalent(r, a.out))
+      fail("--out " + a.out + " is one of the combined runs: its report would be overwritten; give another --out");
+  set_num_threads(threads_for(job_comm(), a.ta.threads));
+  const int K = static_cast<int>(folds.size());
+  std::vector<train::FoldResult> ens;
+  std::vector<std::vector<train::FoldResult>> per_run(runs.size());
+  std::vector<std::string> run_models(runs.size());
+  std::vector<int> missing;
+  for (int k : sel) {
+    const train::FoldSpec& f = folds[k - 1];
+    const json subjects =
+        train::fold_subjects_identity(train::fold_identity(ds, a.cv, f, json(), train::TrainOptions()));
+    std::vector<train::MemberFold> members;
+    for (const auto& r : runs)
+      if (auto m = train::load_member_fold(r, k, subjects)) members.push_back(std::move(*m));
+    if (members.size() < runs.size()) {
+      missing.push_back(k);
+      continue;
+    }
+    json identity = subjects;
+    identity["members"] = json::array();
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const json& id = members[i].result.identity;
+      identity["members"].push_back({{"run", runs[i]}, {"model", id.value("model", json())},
+                                     {"options", id.value("options", json())}});
+      if (run_models[i].empty()) run_models[i] = id.value("model", json::object()).value("model", std::string("?"));
+    }
+    train::FoldResult r = train::combine_fold(train::fold_dataset(ds, f), f, members, identity);
+    std::string line = "fold " + std::to_string(k) + ": ensemble val acc " + std::to_string(r.best_val_acc).substr(0, 6) +
+                       ", test acc " + std::to_string(r.accuracy).substr(0, 6) + " (members:";
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const auto& mr = members[i].result;
+      line += " " + std::to_string(mr.best_val_acc).substr(0, 6) + " / " + std::to_string(mr.accuracy).substr(0, 6);
+      per_run[i].push_back(mr);
+    }
+    say(line + ")");
+    ens.push_back(std::move(r));
+  }
+  if (ens.empty())
+    fail("--combine: no fold is finished in every run (" + std::to_string(missing.size()) + " folds lack a result in one of them)");
+  const train::CvSummary sum = train::aggregate(ens, K);
+  std::ostringstream mdm;
+  mdm << "## The ensemble and its members, on the same " << ens.size() << " folds\n\n"
+      << "| | validation subjects, mean +- sd over folds | test accuracy, mean +- sd over folds | pooled accuracy | "
+         "pooled macro-F1 |\n|---|---|---|---|---|\n";
+  const auto row = [&](const std::string& name, const train::CvSummary& s) {
+    char b[160];
+    std::snprintf(b, sizeof b, " | %.4f +- %.4f | %.4f +- %.4f | %.4f | %.4f |\n", s.val_mean, s.val_sd, s.acc_mean,
+                  s.acc_sd, s.pooled.accuracy, s.pooled.f1_macro);
+    return "| " + name + b;
+  };
+  mdm << row("**ensemble** (mean of class probabilities)", sum);
+  std::printf("\n%-44s %18s %18s %8s %8s\n", "", "val (choose on)", "test mean +- sd", "pooled", "pool F1");
+  const auto print = [](const std::string& name, const train::CvSummary& s) {
+    std::printf("%-44s %8.4f +- %.4f %8.4f +- %.4f %8.4f %8.4f\n", name.substr(0, 44).c_str(), s.val_mean, s.val_sd,
+                s.acc_mean, s.acc_sd, s.pooled.accuracy, s.pooled.f1_macro);
+  };
+  print("ensemble", sum);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const train::CvSummary ms = train::aggregate(per_run[i], K);
+    mdm << row("`" + runs[i] + "` (" + run_models[i] + ")", ms);
+    print(runs[i] + " (" + run_models[i] + ")", ms);
+  }
+  if (!missing.empty()) {
+    mdm << "\nLeft out: fold";
+    for (size_t i = 0; i < missing.size(); ++i) mdm << (i ? ", " : " ") << missing[i];
+    mdm << " (not finished in every run).\n";
+  }
+
+  train::CvReportInfo info;
+  info.command = command_line();
+  info.data = a.data + " (" + ds.name + ")";
+  std::string names;
+  for (size_t i = 0; i < runs.size(); ++i) names += (i ? " + " : "") + run_models[i];
+  info.model = "ensemble of " + names;
+  info.title = "harvit cv: ensemble of " + names + " on " + ds.name + ", " +
+               (a.cv.folds == "loso" ? "LOSO" : a.cv.folds + " folds");
+  info.model_config = json::array();
+  for (const auto& id : ens.front().identity["members"]) info.model_config.push_back(id["model"]);
+  info.options = {{"combine", runs}, {"rule", "mean of the members' class probabilities, equal weights"}};
+  info.cv = {{"folds", a.cv.folds}, {"val_fraction", a.cv.val_fraction}, {"fold_seed", a.cv.fold_seed}};
+  info.class_names = ds.class_names;
+  info.method = "Each fold's models - the one each run selected on the fold's validation subjects - predict the "
+                "fold's validation and test windows; their class probabilities are averaged with equal weights "
+                "(fixed beforehand, nothing fitted) and the most probable class of the average is the label. "
+                "Compare the ensemble with its members on the validation row of the table below; the test rows are "
+                "reported, not chosen on.";
+  info.members_md = mdm.str();
+  info.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string md = train::write_cv_report(a.out, sum, info);
+  std::printf("%zu of %d folds combined; report: %s (wall time %.0f s)\n", ens.size(), K, md.c_str(),
+              info.wall_seconds);
+  return 0;
+}
+
 int run_cv(CvArgs& a, CLI::App* cmd) {
   Comm& comm = job_comm();
   const auto t0 = std::chrono::steady_clock::now();
@@ -131,6 +253,7 @@ int run_cv(CvArgs& a, CLI::App* cmd) {
   const auto folds = train::make_folds(ds, a.cv);
   const int K = static_cast<int>(folds.size());
   const auto sel = selected_folds(a.only, K);
+  if (!a.combine.empty()) return run_combine(a, cmd, ds, folds, sel, t0);
   std::vector<json> ids;
   for (const auto& f : folds) ids.push_back(train::fold_identity(ds, a.cv, f, model_cfg, a.ta.opt));
   fs::create_directories(a.out);
@@ -261,6 +384,10 @@ Runner add_cv_command(CLI::App& app) {
   sc->add_option("--only", a->only, "run only these folds (1-based, comma-separated); the report covers every fold done");
   sc->add_option("--jobs", a->jobs, "without mpirun: N worker processes on this machine (1 thread each unless --threads)")
       ->capture_default_str();
+  sc->add_option("--combine", a->combine,
+                 "no training: an ensemble of finished cv runs of the same data and folds (their --out folders, "
+                 "comma-separated): in each fold the models they selected average their class probabilities "
+                 "(equal weights); the report compares it with each run on the same folds, validation subjects first");
   add_train_options(sc, a->ta);
   return [a, sc] { return run_cv(*a, sc); };
 }

@@ -376,6 +376,117 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   return r;
 }
 
+// ---- ensembles -------------------------------------------------------------------------------------
+
+json fold_subjects_identity(const json& identity) {
+  json out = json::object();
+  for (const char* k : {"data", "cv", "fold", "test_subjects", "val_subjects"})
+    if (identity.is_object() && identity.contains(k)) out[k] = identity[k];
+  return out;
+}
+
+std::optional<MemberFold> load_member_fold(const std::string& run_dir, int fold, const json& subjects) {
+  const std::string dir = fold_dir(run_dir, fold), path = fold_result_path(dir);
+  if (!fs::exists(path)) return std::nullopt;
+  std::ifstream in(path);
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const std::exception& e) {
+    fail(path + ": not a fold result (" + e.what() + ")");
+  }
+  const json have = fold_subjects_identity(j.value("identity", json()));
+  if (have != subjects) {
+    std::string what;
+    for (auto it = subjects.begin(); it != subjects.end(); ++it)
+      if (!have.contains(it.key()) || have[it.key()] != it.value()) what += (what.empty() ? "" : ", ") + it.key();
+    fail(path + ": another fold than this one (" + what +
+         " differ): an ensemble combines runs of the same data with the same --folds, --val-fraction and --fold-seed");
+  }
+  MemberFold m;
+  m.run = run_dir;
+  m.checkpoint = (fs::path(dir) / "best.safetensors").string();
+  try {
+    m.result = FoldResult::from_json(j);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path + ": incomplete fold result (" + e.what() + ")");
+  }
+  if (!fs::exists(m.checkpoint)) fail(m.checkpoint + ": missing (the fold's result is there, its selected model is not)");
+  return m;
+}
+
+FoldResult combine_fold(const data::Dataset& ds, const FoldSpec& f, const std::vector<MemberFold>& members,
+                        const json& identity) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (members.empty()) fail("fold " + std::to_string(f.fold) + ": an ensemble needs at least one member");
+  const int64_t C = static_cast<int64_t>(ds.class_names.size());
+  const auto vidx = ds.indices(data::kVal), tidx = ds.indices(data::kTest);
+  std::vector<float> pval(vidx.size() * C, 0.0f), ptest(tidx.size() * C, 0.0f);
+  for (const auto& mem : members) {
+    const auto ck = nn::load_checkpoint(mem.checkpoint);
+    const nn::Model& m = *ck.model;
+    if (m.T() != ds.T || m.M() != ds.M || m.C() != C)
+      fail(mem.checkpoint + ": a model for windows of " + std::to_string(m.T()) + " x " + std::to_string(m.M()) + " and " +
+           std::to_string(m.C()) + " classes; the fold's are " + std::to_string(ds.T) + " x " + std::to_string(ds.M) +
+           " and " + std::to_string(C));
+    if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
+      fail(mem.checkpoint + ": its class names are not the data's");
+    // The fold's normalisation was fitted on its training windows; a member trained on this fold
+    // carries the same statistics (else it was trained on other data).
+    const json& nm = ck.meta.normalization;
+    bool same = nm.is_object() && nm.contains("mean") && nm.contains("std");
+    if (same) {
+      const auto mean = nm["mean"].get<std::vector<double>>(), sd = nm["std"].get<std::vector<double>>();
+      same = mean.size() == ds.mean.size() && sd.size() == ds.std.size();
+      for (size_t i = 0; same && i < mean.size(); ++i)
+        same = std::fabs(mean[i] - ds.mean[i]) <= 1e-5 * (1 + std::fabs(mean[i])) &&
+               std::fabs(sd[i] - ds.std[i]) <= 1e-5 * (1 + std::fabs(sd[i]));
+    }
+    if (!same)
+      fail(mem.checkpoint + ": its normalisation statistics are not those of fold " + std::to_string(f.fold) +
+           "'s training windows (a model of another fold or data)");
+    const Predictions v = predict_split(*ck.model, ds, data::kVal), t = predict_split(*ck.model, ds, data::kTest);
+    for (size_t i = 0; i < pval.size(); ++i) pval[i] += v.probs[i] / members.size();
+    for (size_t i = 0; i < ptest.size(); ++i) ptest[i] += t.probs[i] / members.size();
+  }
+  const auto labels = [&](const std::vector<float>& probs, const std::vector<int64_t>& idx, std::vector<int32_t>& truth,
+                          std::vector<int32_t>& pred) {
+    for (size_t i = 0; i < idx.size(); ++i) {
+      truth.push_back(ds.y[idx[i]]);
+      const float* pr = probs.data() + i * C;
+      pred.push_back(static_cast<int32_t>(std::max_element(pr, pr + C) - pr));
+    }
+  };
+  std::vector<int32_t> vt, vp, tt, tp;
+  labels(pval, vidx, vt, vp);
+  labels(ptest, tidx, tt, tp);
+  const Metrics mv = compute_metrics(vt, vp, C), mt = compute_metrics(tt, tp, C);
+  FoldResult r;
+  r.fold = f.fold;
+  r.test_subjects = f.test;
+  r.val_subjects = f.val;
+  r.train_subjects = static_cast<int64_t>(f.train.size());
+  r.train_windows = ds.count(data::kTrain);
+  r.val_windows = static_cast<int64_t>(vidx.size());
+  r.test_windows = static_cast<int64_t>(tidx.size());
+  r.C = C;
+  r.confusion = mt.confusion;
+  r.accuracy = mt.accuracy;
+  r.macro_f1 = mt.f1_macro;
+  r.best_epoch = -1;
+  r.best_val_acc = mv.accuracy;
+  r.threads = num_threads();
+  std::map<int32_t, size_t> at;
+  for (int32_t subj : f.test) {
+    at[subj] = r.subjects.size();
+    r.subjects.push_back({subj, f.fold, std::vector<int64_t>(C * C, 0)});
+  }
+  for (size_t i = 0; i < tidx.size(); ++i) r.subjects[at.at(ds.subject[tidx[i]])].confusion[tt[i] * C + tp[i]]++;
+  r.identity = identity;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
 // ---- the aggregate --------------------------------------------------------------------------------
 
 CvSummary aggregate(std::vector<FoldResult> folds, int total_folds) {
@@ -509,8 +620,12 @@ std::string write_cv_report(const std::string& dir, const CvSummary& s, const Cv
       if (!have.count(k)) missing.push_back(k);
     md << " (missing: " << join(missing, ", ") << "; the figures below cover the folds done)";
   }
-  md << ". Each fold trains on its training subjects, selects the epoch on its validation subjects and "
-        "tests on its test subjects, which no statistic of the fold saw (normalisation included).\n\n"
+  md << ". "
+     << (info.method.empty() ? "Each fold trains on its training subjects, selects the epoch on its validation subjects "
+                               "and tests on its test subjects, which no statistic of the fold saw (normalisation "
+                               "included)."
+                             : info.method)
+     << "\n\n"
      << "| | accuracy | macro-F1 |\n|---|---|---|\n"
      << "| mean +- sd over folds | **" << fmt("%.4f", s.acc_mean) << " +- " << fmt("%.4f", s.acc_sd) << "** | **"
      << fmt("%.4f", s.f1_mean) << " +- " << fmt("%.4f", s.f1_sd) << "** |\n"
@@ -518,16 +633,20 @@ std::string write_cv_report(const std::string& dir, const CvSummary& s, const Cv
      << fmt("%.4f", s.pooled.f1_macro) << " |\n"
      << "| per subject, mean +- sd over " << s.subjects.size() << " subjects | " << fmt("%.4f", s.subject_acc_mean)
      << " +- " << fmt("%.4f", s.subject_acc_sd) << " | |\n"
-     << "| validation subjects (selected epochs), mean +- sd over folds | " << fmt("%.4f", s.val_mean) << " +- "
+     << "| validation subjects (" << (info.method.empty() ? "selected epochs" : "the members' selected models combined")
+     << "), mean +- sd over folds | " << fmt("%.4f", s.val_mean) << " +- "
      << fmt("%.4f", s.val_sd) << " | |\n\n"
      << "sd is the sample standard deviation (n - 1) over folds. Choose recipes and models on the validation row, "
-        "not on the test rows. Training time summed over folds: "
-     << fmt("%.0f", fold_seconds) << " s; this invocation's wall time: " << fmt("%.0f", info.wall_seconds) << " s.\n\n"
+        "not on the test rows. "
+     << (info.method.empty() ? "Training" : "Prediction") << " time summed over folds: " << fmt("%.0f", fold_seconds)
+     << " s; this invocation's wall time: " << fmt("%.0f", info.wall_seconds) << " s.\n\n"
+     << info.members_md << (info.members_md.empty() ? "" : "\n")
      << "## Folds\n\n| fold | test subjects | validation subjects | train / val / test windows | best epoch | val acc | "
         "test acc | macro-F1 | seconds |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& f : s.folds)
     md << "| " << f.fold << " | " << join(f.test_subjects, ", ") << " | " << join(f.val_subjects, ", ") << " | "
-       << f.train_windows << " / " << f.val_windows << " / " << f.test_windows << " | " << f.best_epoch << " | "
+       << f.train_windows << " / " << f.val_windows << " / " << f.test_windows << " | "
+       << (f.best_epoch < 0 ? std::string("-") : std::to_string(f.best_epoch)) << " | "
        << fmt("%.4f", f.best_val_acc) << " | " << fmt("%.4f", f.accuracy) << " | " << fmt("%.4f", f.macro_f1) << " | "
        << fmt("%.0f", f.seconds) << " |\n";
   md << "\n## Per subject (hardest first)\n\n![per-subject accuracy](per_subject.png)\n\n";

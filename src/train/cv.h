@@ -115,6 +115,33 @@ FoldResult run_fold(const data::Dataset& fold_ds, const FoldSpec& f, const nlohm
 // that belongs to another run is an error naming the file and what differs.
 std::optional<FoldResult> load_fold_result(const std::string& dir, const nlohmann::json& identity);
 
+// ---- ensembles of finished cross-validations --------------------------------------------------
+
+// The part of a fold identity that fixes the fold's subjects (data, cross-validation options,
+// fold number, test and validation subjects): two runs whose folds agree on it tested the same
+// subjects with models selected on the same validation subjects, whatever their models and recipes.
+nlohmann::json fold_subjects_identity(const nlohmann::json& identity);
+
+// A finished fold of another run, read for an ensemble: RUN/fold-XX/result.json, checked against
+// `subjects` (fold_subjects_identity of this fold), and the path of its selected model.
+struct MemberFold {
+  std::string run, checkpoint;  // RUN, RUN/fold-XX/best.safetensors
+  FoldResult result;
+};
+// Nothing when RUN has no result for the fold yet; an error naming the file when its fold is another
+// one (other data, cross-validation options or subjects).
+std::optional<MemberFold> load_member_fold(const std::string& run_dir, int fold, const nlohmann::json& subjects);
+
+// An ensemble of finished cross-validations of the same folds: in fold f, the model each member
+// selected predicts fold_ds's validation and test windows, the class probabilities are averaged
+// with equal weights (fixed beforehand: nothing is fitted, on the test subjects or elsewhere), and
+// the most probable class of the average is the ensemble's label. best_val_acc is the ensemble's
+// accuracy on the fold's validation subjects - comparable with each member's own, and what choosing
+// the ensemble over its members rests on; best_epoch is -1. Errors name the member's checkpoint
+// when its classes, input shape or normalisation are not the fold's.
+FoldResult combine_fold(const data::Dataset& fold_ds, const FoldSpec& f, const std::vector<MemberFold>& members,
+                        const nlohmann::json& identity);
+
 struct CvSummary {
   std::vector<FoldResult> folds;  // by fold number
   int total_folds = 0;            // of the cross-validation (folds may be missing)
@@ -134,6 +161,9 @@ struct CvReportInfo {
   nlohmann::json model_config, options, cv;
   std::vector<std::string> class_names;
   double wall_seconds = 0;  // of this invocation
+  // An ensemble's (combine_fold): what replaces "each fold trains ...", and a section of markdown
+  // after the summary table (its members' figures on the same folds).
+  std::string method, members_md;
 };
 // Writes dir/cv.json, dir/cv.md, dir/per_subject.png and dir/confusion.png (gnuplot); returns the
 // path of cv.md.
