@@ -150,6 +150,21 @@ if [ "$HAVE_MPI" = 1 ]; then
       fail "--jobs under mpirun accepted"
     fi
     grep -q "under mpirun the folds are spread over the ranks: drop --jobs" "$W/mpij.log" || fail "mpirun --jobs: $(cat "$W/mpij.log")"
+    # A fold that fails on one rank does not end the others' folds: they finish and are kept, and
+    # the command fails naming the fold (here fold 2's saved state is garbage).
+    mkdir -p "$W/mbad/fold-02" && echo junk > "$W/mbad/fold-02/last.safetensors"
+    if "$MPIRUN" -np 2 --oversubscribe "${root[@]}" "${asan[@]}" $H cv "${TINY[@]}" --folds 3 --out "$W/mbad" > "$W/mbad.log" 2>&1; then
+      fail "mpirun: a failing fold passed"
+    fi
+    grep -q "harvit: error: cv: fold 2: .*last.safetensors.*(rank [01]); the folds that finished are kept" "$W/mbad.log" \
+      || fail "mpirun: failing fold message: $(cat "$W/mbad.log")"
+    [ -s "$W/mbad/fold-01/result.json" ] && [ -s "$W/mbad/fold-03/result.json" ] || fail "mpirun: the other folds were not finished"
+    # Run again with the bad state removed: the two folds done are kept, only fold 2 is trained.
+    rm "$W/mbad/fold-02/last.safetensors"
+    "$MPIRUN" -np 2 --oversubscribe "${root[@]}" "${asan[@]}" $H cv "${TINY[@]}" --folds 3 --out "$W/mbad" > "$W/mbad2.log" 2>&1 \
+      || fail "mpirun rerun: $(cat "$W/mbad2.log")"
+    grep -q "cv: 2 folds done before (their results kept), 1 to run" "$W/mbad2.log" || fail "mpirun rerun: $(cat "$W/mbad2.log")"
+    same "$W/one/cv.json" "$W/mbad/cv.json" || fail "mpirun rerun gave other numbers than 1 process"
   fi
 fi
 

@@ -40,8 +40,14 @@ def tensors(p):
     b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
     h = json.loads(b[8:8 + n]); h.pop("__metadata__", None)
     return {k: b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items()}
-for f in ("best.safetensors", "last.safetensors", "last.optim.safetensors"):
-    a, b = tensors(sys.argv[1] + "/" + f), tensors(sys.argv[2] + "/" + f)
+import glob
+def optim(d):  # the moments' file that last.safetensors names (its name has a nonce): exactly one
+    f = glob.glob(d + "/last.optim.*.safetensors")
+    assert len(f) == 1, f
+    return f[0][len(d) + 1:]
+for fa, fb in [(f, f) for f in ("best.safetensors", "last.safetensors")] + [(optim(sys.argv[1]), optim(sys.argv[2]))]:
+    a, b = tensors(sys.argv[1] + "/" + fa), tensors(sys.argv[2] + "/" + fb)
+    f = fa
     assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), f + " differs"
 ha, hb = (json.load(open(d + "/history.json")) for d in sys.argv[1:3])
 keys = ("train_loss", "train_acc", "val_loss", "val_acc")

@@ -3,6 +3,9 @@
 // the floating-point sums; the ranks hold identical weights; stops are agreed; a distributed run
 // resumes bit for bit. Started without mpirun (one process) the tests skip, saying so.
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <unistd.h>
 
 #include <algorithm>
@@ -260,6 +263,11 @@ TEST(DistributedChecks, DifferentDataOnARankIsAnError) {
 int main(int argc, char** argv) {
   g_world = &mpi_world(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
+  if (const char* want = std::getenv("HARVIT_EXPECT_RANKS"); want && std::atoi(want) != g_world->size()) {
+    std::fprintf(stderr, "test_mpi: started as %d rank(s), HARVIT_EXPECT_RANKS=%s: the launcher did not make one world "
+                 "of that size (another MPI's mpirun?); the tests would skip\n", g_world->size(), want);
+    return 1;
+  }
   // One report: the other ranks' listeners are removed (their failures still fail the run:
   // mpirun returns a rank's non-zero status).
   if (!g_world->root()) delete ::testing::UnitTest::GetInstance()->listeners().Release(

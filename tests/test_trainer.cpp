@@ -394,6 +394,59 @@ TEST(TrainerRecipe, AugmentedSetsWhatWasNotGiven) {
 
 // The pieces as another driver (cross-validation, distributed) would call them: a session, then
 // train_epoch / validate / record_epoch, no files but the folder; the same bits as train_model.
+// The training state is two files (weights + state, AdamW moments), each written atomically; a
+// crash between the two writes must leave a pair that resumes. Here the crash is staged: a newer
+// moments file that no last.safetensors names (another run's) lies beside the saved pair; the
+// resume ignores it, ends bit-identical to an uninterrupted run, and the next save removes it. A
+// pair as harvit wrote it before the named pairs (last.optim.safetensors) resumes too; a state
+// whose moments are gone is a clear error.
+TEST_F(TrainerTest, StateFilesStayAPairWhateverTheCrash) {
+  auto ds = toy();
+  train::train_model(ds, small(), opts("full"));
+  const auto want = params_of((dir_ / "full/last.safetensors").string());
+  const int spe = (static_cast<int>(ds.count(data::kTrain)) + 31) / 32;
+  auto other = opts("other");
+  other.seed = 99, other.max_steps = spe + 1;
+  train::train_model(ds, small(), other);
+  for (const std::string kind : {"stray", "legacy"}) {
+    auto o = opts(kind);
+    o.max_steps = spe + 1;
+    train::train_model(ds, small(), o);
+    auto files = train::train_state_files(o.out_dir);
+    ASSERT_EQ(files.size(), 2u);
+    EXPECT_EQ(files[0], train::last_checkpoint_path(o.out_dir));
+    if (kind == "stray") {
+      const auto theirs = train::train_state_files(other.out_dir);
+      ASSERT_EQ(theirs.size(), 2u);
+      fs::copy_file(theirs[1], o.out_dir + "/last.optim.999-00000000deadbeef.safetensors");
+    } else {  // rewrite the pair as older harvit named it
+      auto ck = nn::load_checkpoint(files[0]);
+      ck.meta.extra["train_state"].erase("optimizer_file");
+      nn::save_checkpoint(files[0], *ck.model, ck.meta);
+      fs::rename(files[1], o.out_dir + "/last.optim.safetensors");
+    }
+    o.max_steps = 0, o.resume = true;
+    train::train_model(ds, small(), o);
+    EXPECT_EQ(params_of(o.out_dir + "/last.safetensors"), want) << kind;
+    files = train::train_state_files(o.out_dir);
+    ASSERT_EQ(files.size(), 2u) << kind << ": the older moments were not removed";
+    EXPECT_NE(fs::path(files[1]).filename(), "last.optim.999-00000000deadbeef.safetensors");
+    EXPECT_NE(fs::path(files[1]).filename(), "last.optim.safetensors");
+  }
+  // The moments named by last.safetensors are gone: refused, saying what to do.
+  const auto files = train::train_state_files((dir_ / "stray").string());
+  fs::remove(files[1]);
+  auto o = opts("stray");
+  o.resume = true;
+  try {
+    train::train_model(ds, small(), o);
+    ADD_FAILURE() << "resumed without its moments";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(files[1] + ": missing (" + files[0] + " names it); remove"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(TrainerTest, PiecesComposeToTheSameRunAsTrainModel) {
   auto ds = toy();
   auto o = opts("whole", 3);

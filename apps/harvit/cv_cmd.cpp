@@ -293,15 +293,61 @@ int run_cv(CvArgs& a, CLI::App* cmd) {
   std::map<int, train::FoldResult> results;
   if (comm.distributed()) {
     set_num_threads(threads_for(comm, a.ta.threads));
-    json mine = json::array();
-    for (size_t i = comm.rank(); i < sel.size(); i += comm.size()) mine.push_back(run_one(sel[i]).to_json());
-    const auto all = comm.gather(mine.dump(), 0);
-    if (!comm.root()) return 0;
-    for (const auto& s : all)
-      for (const auto& j : json::parse(s)) {
-        auto r = train::FoldResult::from_json(j);
-        results.emplace(r.fold, std::move(r));
+    // Rank 0 takes the folds already done (refusing another run's results, as one process does)
+    // and deals out the rest, so that a run continued after a stop keeps every rank busy.
+    std::string todo_s, why;
+    if (comm.root()) {
+      std::vector<int> todo;
+      try {
+        for (int k : sel)
+          if (auto r = train::load_fold_result(train::fold_dir(a.out, k), ids[k - 1]))
+            results.emplace(k, std::move(*r));
+          else
+            todo.push_back(k);
+      } catch (const std::exception& e) {
+        why = e.what();
       }
+      todo_s = json(todo).dump();
+      if (!results.empty())
+        say("cv: " + std::to_string(results.size()) + " folds done before (their results kept), " +
+            std::to_string(todo.size()) + " to run");
+    }
+    comm.broadcast(why);
+    if (!why.empty()) throw CollectiveError(why);
+    comm.broadcast(todo_s);
+    const auto todo = json::parse(todo_s).get<std::vector<int>>();
+    // A fold that fails is reported, and this rank goes on with its next fold (a stop ends its
+    // share): every rank reaches the gather, and the folds that finished are kept.
+    json mine = json::array(), errors = json::array();
+    for (size_t i = comm.rank(); i < todo.size(); i += comm.size()) {
+      if (train::interrupt_requested()) {
+        errors.push_back("fold " + std::to_string(todo[i]) + ": not started (interrupted)");
+        continue;
+      }
+      try {
+        mine.push_back(run_one(todo[i]).to_json());
+      } catch (const std::exception& e) {
+        errors.push_back(std::string(e.what()) + " (rank " + std::to_string(comm.rank()) + ")");
+      }
+    }
+    const auto all = comm.gather(json{{"results", mine}, {"errors", errors}}.dump(), 0);
+    std::string failed;
+    if (comm.root()) {
+      for (const auto& s : all) {
+        const json j = json::parse(s);
+        for (const auto& r : j.at("results")) {
+          auto fr = train::FoldResult::from_json(r);
+          results.emplace(fr.fold, std::move(fr));
+        }
+        for (const auto& e : j.at("errors")) failed += (failed.empty() ? "" : "; ") + e.get<std::string>();
+      }
+      if (!failed.empty())
+        failed = "cv: " + failed + "; the folds that finished are kept: run the same command again to train only "
+                 "the missing ones";
+    }
+    comm.broadcast(failed);
+    if (!failed.empty()) throw CollectiveError(failed);
+    if (!comm.root()) return 0;
   } else if (a.jobs > 1) {
     const int jobs = std::min<int>(a.jobs, static_cast<int>(sel.size()));
     run_workers(jobs, sel, a.ta.threads, a.out, [&](int k) { run_one(k); });

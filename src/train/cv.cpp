@@ -312,22 +312,10 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
       fail(tag + ": interrupted at epoch " + std::to_string(s.state.epoch + 1) + ", step " +
            std::to_string(s.state.step) + "; run again to continue it");
     }
-    EpochRecord rec;
-    rec.epoch = s.state.epoch;
-    rec.lr = es.lr;
-    rec.train_loss = es.loss;
-    rec.train_acc = es.acc;
-    const Validation val = validate(*s.model, ds, data::kVal);
-    rec.val_loss = val.loss;
-    rec.val_acc = val.acc;
-    rec.seconds = es.seconds;
-    rec.windows_per_s = es.windows_per_s;
-    const bool is_best = record_epoch(s.state, rec);
-    if (is_best) {
-      std::copy(p.values(), p.values() + p.count(), best.begin());
-      save_best_checkpoint(dir, *s.model, s.id, rec);
-    }
-    save_train_state(dir, s.state, *s.model, s.adam, s.id);  // after best: a resume finds both
+    const EpochEnd end = finish_epoch(s, es);  // validation, selection, best/last/history files
+    const EpochRecord& rec = end.rec;
+    const bool is_best = end.best;
+    if (is_best) std::copy(p.values(), p.values() + p.count(), best.begin());
     char line[200];
     std::snprintf(line, sizeof line, "%s: epoch %3d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f%s  %.1f s",
                   tag.c_str(), rec.epoch, opt.epochs, rec.train_loss, rec.train_acc, rec.val_loss, rec.val_acc,
@@ -367,8 +355,7 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_file_atomic(fold_result_path(dir), r.to_json().dump(1));
   // the result is what a finished fold keeps (the ViT's state is ~50 MB a fold)
-  fs::remove(last_checkpoint_path(dir));
-  fs::remove(last_optimizer_path(dir));
+  remove_train_state(dir);
   char line[200];
   std::snprintf(line, sizeof line, "%s: test accuracy %.4f, macro-F1 %.4f (best epoch %d, val acc %.4f), %.0f s", tag.c_str(),
                 r.accuracy, r.macro_f1, r.best_epoch, r.best_val_acc, r.seconds);

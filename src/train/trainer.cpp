@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "core/gemm.h"
 #include "core/rng.h"
@@ -180,7 +181,12 @@ TrainState state_from_json(const json& st) {
 
 RunIdentity RunIdentity::of(const data::Dataset& ds, const TrainOptions& opt) {
   RunIdentity id;
-  id.data = ds.name + ":" + std::to_string(ds.size()) + ":" + std::to_string(ds.count(data::kTrain));
+  // The windows, labels, splits and statistics themselves, not only their counts: a file prepared
+  // again with other contents (or a cv fold with other subjects) is other data.
+  char fp[24];
+  std::snprintf(fp, sizeof fp, "%016llx",
+                static_cast<unsigned long long>(fnv1a(ds.x, fnv1a(ds.y, fnv1a(ds.split, fnv1a(ds.mean, fnv1a(ds.std)))))));
+  id.data = ds.name + ":" + std::to_string(ds.size()) + ":" + std::to_string(ds.count(data::kTrain)) + ":" + fp;
   id.options = opt.to_json();
   id.command = opt.command;
   id.meta.class_names = ds.class_names;
@@ -189,11 +195,39 @@ RunIdentity RunIdentity::of(const data::Dataset& ds, const TrainOptions& opt) {
 }
 
 std::string last_checkpoint_path(const std::string& dir) { return dir + "/last.safetensors"; }
-std::string last_optimizer_path(const std::string& dir) { return dir + "/last.optim.safetensors"; }
 std::string best_checkpoint_path(const std::string& dir) { return dir + "/best.safetensors"; }
+
+namespace {
+// last.optim.<steps>-<nonce>.safetensors, and the name harvit before these pairs used.
+bool is_optimizer_file(const std::string& name) {
+  return name == "last.optim.safetensors" || (name.rfind("last.optim.", 0) == 0 && name.size() > 23 &&
+                                               name.compare(name.size() - 12, 12, ".safetensors") == 0);
+}
+}  // namespace
+
+std::vector<std::string> train_state_files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (fs::exists(last_checkpoint_path(dir), ec)) out.push_back(last_checkpoint_path(dir));
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (is_optimizer_file(e.path().filename().string())) out.push_back(e.path().string());
+  std::sort(out.begin() + (out.empty() ? 0 : 1), out.end());
+  return out;
+}
+
+void remove_train_state(const std::string& dir) {
+  for (const auto& f : train_state_files(dir)) fs::remove(f);  // last.safetensors first: no state points at nothing
+}
 
 void save_train_state(const std::string& dir, const TrainState& st, const nn::Model& model, const optim::AdamW& adam,
                       const RunIdentity& id) {
+  // Two files, each written atomically, and a pair whichever moment a crash picks: the moments go
+  // to a file of their own name, which the new last.safetensors names; the previous moments stay
+  // until that rename is done, so the previous pair is whole until the new one is.
+  char nonce[40];
+  std::snprintf(nonce, sizeof nonce, "%lld-%016llx", static_cast<long long>(adam.steps()),
+                static_cast<unsigned long long>(std::random_device{}()) << 32 ^ std::random_device{}());
+  const std::string optim_name = std::string("last.optim.") + nonce + ".safetensors";
   // AdamW moments per parameter, named like the parameters (independent of the slab layout)
   SafetensorsWriter w;
   for (const auto& p : model.params().infos()) {
@@ -201,22 +235,33 @@ void save_train_state(const std::string& dir, const TrainState& st, const nn::Mo
     w.add_f32("exp_avg_sq." + p.name, p.shape, adam.v().data() + p.offset);
   }
   w.set_metadata("optimizer_steps", std::to_string(adam.steps()));
-  w.write(last_optimizer_path(dir));
+  w.write(dir + "/" + optim_name);
   json ts = state_json(st);
   ts["optimizer_steps"] = adam.steps();
+  ts["optimizer_file"] = optim_name;
   ts["data"] = id.data;
   ts["options"] = id.options;
   nn::CheckpointMeta lm = id.meta;
   lm.extra = {{"command", id.command}, {"train_state", ts}};
   nn::save_checkpoint(last_checkpoint_path(dir), model, lm);
+  for (const auto& f : train_state_files(dir))  // the previous pair's moments
+    if (fs::path(f).filename() != optim_name && fs::path(f).filename() != "last.safetensors") fs::remove(f);
 }
 
 TrainState load_train_state(const std::string& dir, nn::Model& model, optim::AdamW& adam, const RunIdentity& id) {
-  const std::string last_path = last_checkpoint_path(dir), optim_path = last_optimizer_path(dir);
+  const std::string last_path = last_checkpoint_path(dir);
   if (!fs::exists(last_path)) fail(last_path + ": nothing to resume (no last checkpoint in " + dir + ")");
   auto ck = nn::load_checkpoint(last_path);
   const json st = ck.meta.extra.value("train_state", json());
   if (st.is_null()) fail(last_path + ": has no training state");
+  // The moments' file named by this state (harvit before the named pairs: last.optim.safetensors).
+  const std::string optim_name = st.value("optimizer_file", std::string("last.optim.safetensors"));
+  if (!is_optimizer_file(optim_name) || optim_name.find('/') != std::string::npos)
+    fail(last_path + ": names no valid optimizer state file ('" + optim_name + "')");
+  const std::string optim_path = dir + "/" + optim_name;
+  if (!fs::exists(optim_path))
+    fail(optim_path + ": missing (" + last_path + " names it); remove " + dir +
+         "'s last.* files to start the run again");
   if (ck.model->config_json() != model.config_json()) fail(last_path + ": model config differs from this run's");
   if (st.at("data") != id.data) fail(last_path + ": was trained on other data (" + st.at("data").get<std::string>() + ")");
   if (st.at("options") != id.options)
@@ -224,7 +269,8 @@ TrainState load_train_state(const std::string& dir, nn::Model& model, optim::Ada
   std::copy(ck.model->params().values(), ck.model->params().values() + model.params().count(), model.params().values());
   auto of = SafetensorsFile::load(optim_path);
   if (of.metadata().at("optimizer_steps") != st.at("optimizer_steps").dump())
-    fail(optim_path + ": does not belong to " + last_path + " (optimizer step counts differ)");
+    fail(optim_path + ": does not belong to " + last_path + " (optimizer step counts differ); remove " + dir +
+         "'s last.* files to start the run again");
   for (const auto& p : model.params().infos()) {
     for (auto [prefix, dst] : {std::pair<const char*, std::vector<float>*>{"exp_avg.", &adam.m()},
                                {"exp_avg_sq.", &adam.v()}}) {
@@ -261,12 +307,8 @@ const TrainOptions& checked(const data::Dataset& ds, const TrainOptions& opt, co
 // a different model).
 void sync_from_root(TrainSession& s) {
   Comm& comm = *s.comm;
-  const data::Dataset& ds = *s.ds;
-  char fp[24];  // the windows, labels, splits and statistics themselves, not only their counts
-  std::snprintf(fp, sizeof fp, "%016llx",
-                static_cast<unsigned long long>(fnv1a(ds.x, fnv1a(ds.y, fnv1a(ds.split, fnv1a(ds.mean, fnv1a(ds.std)))))));
-  const std::string mine = s.id.data + " (data fingerprint " + fp + ")\n" + s.id.options.dump() + "\n" +
-                           s.model->config_json().dump();
+  // id.data carries a fingerprint of the windows, labels, splits and statistics themselves
+  const std::string mine = s.id.data + "\n" + s.id.options.dump() + "\n" + s.model->config_json().dump();
   const auto all = comm.gather(mine, 0);
   const auto data_of = [](const std::string& id) { return id.substr(0, id.find('\n')); };
   std::string why;  // rank 0 names the ranks that differ from it; every rank fails alike
@@ -275,7 +317,8 @@ void sync_from_root(TrainSession& s) {
       why += (why.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + ": " + data_of(all[r]) +
              (data_of(all[r]) == data_of(all[0]) ? " with other options or model" : "");
   if (!why.empty())
-    why = "the ranks were not started on the same data and options: rank 0: " +
+    why = "the ranks were not started on the same data and options (data as name:windows:training windows:data "
+          "fingerprint): rank 0: " +
           data_of(all.front()) + "; " + why;
   comm.broadcast(why);
   if (!why.empty()) throw CollectiveError(why);
@@ -377,6 +420,7 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = st.step;
   if (first == 0) st.run_loss = 0, st.run_correct = 0, st.run_seen = 0;
+  int64_t seen_now = 0;  // windows of this call's steps
   std::vector<float> x;
   std::vector<int32_t> y;
   Comm& comm = *s.comm;
@@ -457,6 +501,7 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
     st.run_correct += static_cast<int64_t>(correct);
     st.run_loss += loss_sum;
     st.run_seen += B;
+    seen_now += B;
     ++s.steps_run;
     ++es.steps;
     if (progress) {
@@ -473,7 +518,7 @@ EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop, bool 
   es.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   es.loss = st.run_loss / st.run_seen;
   es.acc = double(st.run_correct) / st.run_seen;
-  es.windows_per_s = st.run_seen / std::max(es.seconds, 1e-9);
+  es.windows_per_s = seen_now / std::max(es.seconds, 1e-9);
   st.epoch = epoch + 1;
   st.step = 0;
   st.epoch_rng = erng.state();
@@ -527,6 +572,28 @@ void write_history(const std::string& dir, const TrainState& st, const RunIdenti
                                                 {"command", id.command}}.dump(2));
 }
 
+EpochEnd finish_epoch(TrainSession& s, const EpochStats& es) {
+  EpochEnd e;
+  EpochRecord& rec = e.rec;
+  rec.epoch = s.state.epoch;  // train_epoch moved the state on: the epoch just run, 1-based
+  rec.lr = es.lr;
+  rec.train_loss = es.loss;
+  rec.train_acc = es.acc;
+  const Validation val = validate(*s.model, *s.ds, data::kVal, 256, *s.comm);
+  rec.val_loss = val.loss;
+  rec.val_acc = val.acc;
+  rec.seconds = es.seconds;
+  rec.windows_per_s = es.windows_per_s;
+  e.best = record_epoch(s.state, rec);
+  if (s.comm->root()) {
+    const std::string& dir = s.opt.out_dir;
+    if (e.best) save_best_checkpoint(dir, *s.model, s.id, rec);
+    save_train_state(dir, s.state, *s.model, s.adam, s.id);  // after best: a resume finds both
+    write_history(dir, s.state, s.id);  // the curves so far, also when the run stops later
+  }
+  return e;
+}
+
 // ---- the CLI's loop --------------------------------------------------------------------------
 
 TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& opt, Comm& comm) {
@@ -564,21 +631,9 @@ TrainResult train_model(const data::Dataset& ds, json cfg, const TrainOptions& o
           last_checkpoint_path(dir).c_str(), s.state.epoch + 1, (long long)s.state.step);
       return result(true);
     }
-    EpochRecord rec;
-    rec.epoch = s.state.epoch;  // train_epoch moved the state on: the epoch just run, 1-based
-    rec.lr = es.lr;
-    rec.train_loss = es.loss;
-    rec.train_acc = es.acc;
-    const Validation val = validate(*s.model, ds, data::kVal, 256, comm);
-    rec.val_loss = val.loss;
-    rec.val_acc = val.acc;
-    rec.seconds = es.seconds;
-    rec.windows_per_s = es.windows_per_s;
-    const bool best = record_epoch(s.state, rec);
-    if (root) {
-      if (best) save_best_checkpoint(dir, *s.model, s.id, rec);
-      save_train_state(dir, s.state, *s.model, s.adam, s.id);
-    }
+    const EpochEnd end = finish_epoch(s, es);
+    const EpochRecord& rec = end.rec;
+    const bool best = end.best;
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     if (tty) std::printf("\r");
     char comm_note[64] = "";

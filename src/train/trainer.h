@@ -7,8 +7,9 @@
 //   train_epoch       runs (the rest of) one epoch of optimizer steps, may stop between steps
 //   validate          loss and accuracy on a split
 //   record_epoch      history and best model selection
+//   finish_epoch      validate + record_epoch + the files an epoch's end writes
 //   save_train_state / load_train_state   everything a bit-identical resume needs, in one place
-// train_model composes them into the CLI's loop.
+// train_model (the CLI's loop) and cv's run_fold compose them.
 //
 // Data-parallel over the ranks of a Comm (mpirun): every rank holds the whole model and data,
 // draws the same permutation and augmentations, and takes its contiguous share of every global
@@ -107,7 +108,7 @@ struct TrainState {
 // What ties a run's files to its data and options (resume refuses another run's files), and the
 // metadata every checkpoint of the run carries.
 struct RunIdentity {
-  std::string data;         // "name:windows:training windows"
+  std::string data;         // "name:windows:training windows:fingerprint of the contents"
   nlohmann::json options;   // TrainOptions::to_json()
   std::string command;
   nn::CheckpointMeta meta;  // class names and normalisation statistics
@@ -116,11 +117,16 @@ struct RunIdentity {
 
 // The files of a run folder.
 std::string last_checkpoint_path(const std::string& dir);   // weights + TrainState
-std::string last_optimizer_path(const std::string& dir);    // AdamW moments per parameter name
 std::string best_checkpoint_path(const std::string& dir);
+// The training state's files in dir: last.safetensors (first) and the AdamW moments' file(s)
+// (last.optim.<steps>-<nonce>.safetensors; last.optim.safetensors from older harvit).
+std::vector<std::string> train_state_files(const std::string& dir);
+void remove_train_state(const std::string& dir);
 
-// Writes dir/last.optim.safetensors (moments, step count), then dir/last.safetensors (weights,
-// the state and the identity in its metadata).
+// Writes the AdamW moments (per parameter name, and the step count) to a file of a new name, then
+// dir/last.safetensors (weights, the state, the identity and that name in its metadata), then
+// removes the previous moments: each write is atomic, and whenever a crash comes, last.safetensors
+// names moments that belong to it.
 void save_train_state(const std::string& dir, const TrainState& st, const nn::Model& model, const optim::AdamW& adam,
                       const RunIdentity& id);
 // Checks that dir's last files belong to this run (model config, data, options, optimizer step
@@ -151,7 +157,7 @@ struct EpochStats {
   bool complete = false;  // false: stopped before the epoch's end
   double lr = 0;          // the rate of the last step
   double loss = 0, acc = 0;  // over the epoch's steps (including those before a resume)
-  double seconds = 0, windows_per_s = 0;
+  double seconds = 0, windows_per_s = 0;  // of this call (a resumed epoch: the steps since the resume)
   double comm_seconds = 0;  // in the gradient allreduce (and the step's stop agreement), this rank
   int64_t steps = 0;        // optimizer steps run by this call
 };
@@ -161,6 +167,16 @@ struct EpochStats {
 // the state then names the next step (save it to resume). At the end the state moves to the next
 // epoch's first step, its sums cleared. progress: a live line on stdout (a terminal).
 EpochStats train_epoch(TrainSession& s, const std::function<bool()>& stop = {}, bool progress = false);
+
+// What every driver does after a complete epoch (train_model, a cv fold): validates on the
+// validation split (every rank), records the epoch (history, best), and on rank 0 writes the best
+// checkpoint when the epoch is the best so far, then the training state, then history.json, into
+// s.opt.out_dir.
+struct EpochEnd {
+  EpochRecord rec;
+  bool best = false;
+};
+EpochEnd finish_epoch(TrainSession& s, const EpochStats& es);
 
 struct Validation {
   double loss = 0, acc = 0;
