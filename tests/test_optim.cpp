@@ -53,10 +53,24 @@ TEST(Schedule, CosineWarmsUpLinearlyThenFollowsHalfACosine) {
   // Without warm-up it starts at the base rate; a fractional warm-up is allowed.
   EXPECT_DOUBLE_EQ((CosineLR{2e-3, 8, 0}).lr(0), 2e-3);
   EXPECT_DOUBLE_EQ((CosineLR{1e-3, 8, 2.5}).lr(1), 1e-3 * 2 / 2.5);
-  // The last step of a fractional warm-up (s = 2 < 2.5) goes above the base rate: (2 + 1) / 2.5.
-  // That is the trainer's formula since the cosine schedule came in; kept so runs repeat.
-  EXPECT_DOUBLE_EQ((CosineLR{1e-3, 8, 2.5}).lr(2), 1.2e-3);
+  // The last step of a fractional warm-up (s = 2 < 2.5) would go above the base rate, (2 + 1) / 2.5:
+  // it stays at the base rate; so does a warm-up shorter than one step.
+  EXPECT_DOUBLE_EQ((CosineLR{1e-3, 8, 2.5}).lr(2), 1e-3);
+  EXPECT_DOUBLE_EQ((CosineLR{1e-3, 8, 0.43}).lr(0), 1e-3);
   EXPECT_DOUBLE_EQ((CosineLR{1e-3, 8, 2.5}).lr(3), 0.5e-3 * (1 + std::cos(M_PI * 0.5 / 5.5)));
+}
+
+TEST(Schedule, WarmUpOutsideTheRunIsAnError) {
+  for (double w : {-1.0, 9.5, std::nan("")}) {
+    try {
+      LrSchedule("cosine", 1e-3, 9, 7, 3, 0.5, w);
+      ADD_FAILURE() << w << " accepted";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("--warmup-epochs must be between 0 and the number of epochs (9)"), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_NO_THROW(LrSchedule("cosine", 1e-3, 9, 7, 3, 0.5, 9));
 }
 
 TEST(Schedule, LrScheduleStepIsPerEpochCosinePerStep) {

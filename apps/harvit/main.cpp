@@ -223,12 +223,15 @@ int main(int argc, char** argv) {
 #endif
   Comm& world = *g_world;
 #ifndef HARVIT_HAVE_MPI
-  if (const char* n = std::getenv("OMPI_COMM_WORLD_SIZE"); n && std::atoi(n) > 1) {
-    std::fprintf(stderr, "harvit: error: this harvit was built without MPI (libopenmpi-dev was not found at "
-                         "configure time): under mpirun it would run %s independent copies; rebuild with MPI or "
-                         "start it without mpirun\n", n);
-    return 2;
-  }
+  // The world size a launcher announces: OpenMPI's mpirun; MPICH's and Intel MPI's mpiexec (hydra)
+  // and srun with PMI-2 (PMI_SIZE).
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* n = std::getenv(var); n && std::atoi(n) > 1) {
+      std::fprintf(stderr, "harvit: error: this harvit was built without MPI (libopenmpi-dev was not found at "
+                           "configure time): under mpirun it would run %s independent copies (%s=%s); rebuild "
+                           "with MPI or start it without mpirun\n", n, var, n);
+      return 2;
+    }
 #endif
   CLI::App app{"harvit: human activity recognition with a sensor Vision Transformer"};
   app.require_subcommand(1);

@@ -14,7 +14,9 @@ double StepLR::lr(int64_t epoch) const {
 
 double CosineLR::lr(int64_t step) const {
   const double s = static_cast<double>(step);
-  return s < warmup_steps ? base_lr * (s + 1) / warmup_steps
+  // warm-up: (s + 1) / warmup_steps of the base rate, never above it (a fractional warm-up's last
+  // step would go over)
+  return s < warmup_steps ? base_lr * std::min(1.0, (s + 1) / warmup_steps)
                           : 0.5 * base_lr *
                                 (1.0 + std::cos(3.14159265358979323846 * (s - warmup_steps) /
                                                 std::max(1.0, total_steps - warmup_steps)));
@@ -25,6 +27,9 @@ LrSchedule::LrSchedule(const std::string& kind, double base_lr, int64_t epochs, 
     : steps_per_epoch_(steps_per_epoch), step_{base_lr, step_size, gamma} {
   if (kind != "step" && kind != "cosine") fail("--schedule must be step or cosine");
   if (step_size <= 0) fail("StepLR step_size must be positive");
+  if (!(warmup_epochs >= 0) || warmup_epochs > epochs)
+    fail("--warmup-epochs must be between 0 and the number of epochs (" + std::to_string(epochs) + "), not " +
+         std::to_string(warmup_epochs));
   cosine_ = kind == "cosine";
   cos_ = {base_lr, double(epochs) * steps_per_epoch, warmup_epochs * steps_per_epoch};
 }
