@@ -54,8 +54,13 @@ keys = ("train_loss", "train_acc", "val_loss", "val_acc")
 assert [[e[k] for k in keys] for e in ha["history"]] == [[e[k] for k in keys] for e in hb["history"]], "history differs"
 PY
 
-# Ctrl-C: mpirun passes it on as SIGTERM; every rank stops before the same step, rank 0 saves
-run2 $H train --data "$W/d.bin" ${small/--epochs 2/--epochs 30} --out "$W/int" > "$W/i1.log" 2>&1 &
+# Without a longer kill timeout rank 0 says how to let Ctrl-C save (OpenMPI's default of 1 s is
+# shorter than a ViT step and a save can take).
+grep -q "note: Ctrl-C saves the run only if mpirun waits for it: OpenMPI kills the ranks 1 s after" "$W/p2.log" \
+  || { cat "$W/p2.log"; fail "no note about odls_base_sigkill_timeout"; }
+# Ctrl-C: mpirun passes it on as SIGTERM (after odls_base_sigkill_timeout seconds, and kills the
+# ranks as many seconds later); every rank stops before the same step, rank 0 saves
+run2 --mca odls_base_sigkill_timeout 5 $H train --data "$W/d.bin" ${small/--epochs 2/--epochs 30} --out "$W/int" > "$W/i1.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do grep -q "epoch   1/30" "$W/i1.log" 2>/dev/null && break; sleep 0.2; done
 mpirun_pid=$(pgrep -f -- "^$MPIRUN .*--out $W/int" | head -1)
@@ -64,6 +69,7 @@ kill -INT "$mpirun_pid"   # what Ctrl-C in the terminal does
 wait $pid && fail "interrupted job exited 0" || true
 grep -q "interrupted: saved" "$W/i1.log" || { cat "$W/i1.log"; fail "Ctrl-C did not save"; }
 [ "$(grep -c 'interrupted: saved' "$W/i1.log")" = 1 ] || fail "more than one rank reported the save"
+! grep -q "note: Ctrl-C" "$W/i1.log" || fail "the kill-timeout note with the timeout set"
 run2 $H train --data "$W/d.bin" ${small/--epochs 2/--epochs 30} --out "$W/int" --resume --max-steps 5 > "$W/i2.log" 2>&1 ||
   { cat "$W/i2.log"; fail "resume after Ctrl-C"; }
 grep -q "resuming from" "$W/i2.log" || fail "no resume after Ctrl-C"

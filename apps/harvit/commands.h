@@ -59,6 +59,10 @@ void add_train_options(CLI::App* cmd, TrainArgs& a);
 // Threads for this process: `asked` if given (or OMP_NUM_THREADS set); else, with several ranks
 // on this machine, its cores shared among them; else 0 (all cores).
 int threads_for(const Comm& comm, int asked);
+// Under OpenMPI's mpirun, rank 0 says how to let Ctrl-C save: mpirun passes SIGINT on as SIGTERM
+// after odls_base_sigkill_timeout seconds (default 1) and sends SIGKILL as many seconds later,
+// less than a ViT step and a save can take. Silent when the timeout is set to 5 s or more.
+void note_mpirun_stop_timeout(const Comm& comm);
 
 Runner add_stream_command(CLI::App& app);  // stream_cmd.cpp: `harvit stream`
 Runner add_replay_command(CLI::App& app);  // replay_cmd.cpp: `harvit replay`

@@ -258,6 +258,7 @@ int run_cv(CvArgs& a, CLI::App* cmd) {
   for (const auto& f : folds) ids.push_back(train::fold_identity(ds, a.cv, f, model_cfg, a.ta.opt));
   fs::create_directories(a.out);
   train::install_interrupt_handler();
+  note_mpirun_stop_timeout(comm);
   if (comm.root())
     say("cv: " + ds.name + ", " + std::to_string(train::cv_subjects(ds).size()) + " subjects, " + std::to_string(K) +
         " folds (" + a.cv.folds + "), running " + std::to_string(sel.size()) + " of them; " + a.ta.model + ", " +

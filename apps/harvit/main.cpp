@@ -124,6 +124,7 @@ int cmd_prepare(PrepareArgs& a) {
 int cmd_train(const std::string& data_path, const nlohmann::json& model_cfg, train::TrainOptions opt, Comm& comm) {
   auto ds = data::load_dataset(data_path);
   train::install_interrupt_handler();
+  cli::note_mpirun_stop_timeout(comm);
   auto res = train::train_model(ds, model_cfg, opt, comm);
   if (res.interrupted) return 130 * (opt.max_steps == 0);
   if (!comm.root()) return 0;

@@ -1,5 +1,6 @@
 // The model and recipe options of `train`, shared with `cv`.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -108,6 +109,16 @@ int threads_for(const Comm& comm, int asked) {
   if (asked > 0 || std::getenv("OMP_NUM_THREADS")) return asked;
   const int ranks_here = std::max(1, comm.local_size()), cores = static_cast<int>(std::thread::hardware_concurrency());
   return ranks_here > 1 ? std::max(1, cores / ranks_here) : 0;
+}
+
+void note_mpirun_stop_timeout(const Comm& comm) {
+  if (!comm.distributed() || !comm.root() || !std::getenv("OMPI_COMM_WORLD_SIZE")) return;
+  const char* t = std::getenv("OMPI_MCA_odls_base_sigkill_timeout");
+  if (t && std::atoi(t) >= 5) return;
+  std::printf("note: Ctrl-C saves the run only if mpirun waits for it: OpenMPI kills the ranks %s s after passing "
+              "the signal on (odls_base_sigkill_timeout); start mpirun with --mca odls_base_sigkill_timeout 10 "
+              "(the state saved after every epoch is kept either way)\n", t ? t : "1");
+  std::fflush(stdout);
 }
 
 }  // namespace harvit::cli

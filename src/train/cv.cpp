@@ -284,7 +284,7 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   opt.out_dir = dir;
   // A fold stopped before its end (Ctrl-C, a killed process) goes on from its last saved state:
   // the end of its last whole epoch, or the step Ctrl-C stopped it at. (A ViT fold on UCI-HAR
-  // takes about an hour of one core here.) The state's identity check refuses another run's files.
+  // takes ~35 minutes of one core of an idle 2-core VM here.) The state's identity check refuses another run's files.
   opt.resume = fs::exists(last_checkpoint_path(dir));
   fs::create_directories(dir);
   fs::remove(fold_result_path(dir));  // a fold that fails now leaves no result behind
