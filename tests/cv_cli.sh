@@ -92,7 +92,8 @@ grep -q "missing: 1, 3" "$W/only/cv.md" || fail "--only report does not name the
 
 # --combine: an ensemble of finished runs of the same folds, nothing trained. Two runs with the same
 # numbers (one process, --jobs 2) combine to those numbers; a run with one fold done combines on that
-# fold only; other folds, training options, one run, or --out inside a member are refused.
+# fold only; other folds, training options, one run, a run named twice, a missing folder, or --out
+# equal to a member are refused.
 $H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/one,$W/jobs" --out "$W/ens" > "$W/ens.log" 2>&1 \
   || fail "--combine: $(cat "$W/ens.log")"
 ! grep -q "epoch " "$W/ens.log" || fail "--combine trained: $(cat "$W/ens.log")"

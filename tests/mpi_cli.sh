@@ -56,7 +56,7 @@ PY
 
 # Without a longer kill timeout rank 0 says how to let Ctrl-C save (OpenMPI's default of 1 s is
 # shorter than a ViT step and a save can take).
-grep -q "note: Ctrl-C saves the run only if mpirun waits for it: OpenMPI kills the ranks 1 s after" "$W/p2.log" \
+grep -q "note: Ctrl-C saves the run only if mpirun waits for it: OpenMPI 4 kills the ranks 1 s after" "$W/p2.log" \
   || { cat "$W/p2.log"; fail "no note about odls_base_sigkill_timeout"; }
 # Ctrl-C: mpirun passes it on as SIGTERM (after odls_base_sigkill_timeout seconds, and kills the
 # ranks as many seconds later); every rank stops before the same step, rank 0 saves

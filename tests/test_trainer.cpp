@@ -392,8 +392,6 @@ TEST(TrainerRecipe, AugmentedSetsWhatWasNotGiven) {
   EXPECT_EQ(train::recipe_names(), (std::vector<std::string>{"seed", "augmented"}));
 }
 
-// The pieces as another driver (cross-validation, distributed) would call them: a session, then
-// train_epoch / validate / record_epoch, no files but the folder; the same bits as train_model.
 // The training state is two files (weights + state, AdamW moments), each written atomically; a
 // crash between the two writes must leave a pair that resumes. Here the crash is staged: a newer
 // moments file that no last.safetensors names (another run's) lies beside the saved pair; the
@@ -419,9 +417,13 @@ TEST_F(TrainerTest, StateFilesStayAPairWhateverTheCrash) {
       const auto theirs = train::train_state_files(other.out_dir);
       ASSERT_EQ(theirs.size(), 2u);
       fs::copy_file(theirs[1], o.out_dir + "/last.optim.999-00000000deadbeef.safetensors");
-    } else {  // rewrite the pair as older harvit named it
+    } else {  // rewrite the pair as older harvit wrote it: last.optim.safetensors, no data fingerprint
       auto ck = nn::load_checkpoint(files[0]);
       ck.meta.extra["train_state"].erase("optimizer_file");
+      std::string data = ck.meta.extra["train_state"]["data"];
+      ASSERT_EQ(std::count(data.begin(), data.end(), ':'), 3) << data;
+      data.erase(data.rfind(':'));
+      ck.meta.extra["train_state"]["data"] = data;
       nn::save_checkpoint(files[0], *ck.model, ck.meta);
       fs::rename(files[1], o.out_dir + "/last.optim.safetensors");
     }
@@ -432,6 +434,21 @@ TEST_F(TrainerTest, StateFilesStayAPairWhateverTheCrash) {
     ASSERT_EQ(files.size(), 2u) << kind << ": the older moments were not removed";
     EXPECT_NE(fs::path(files[1]).filename(), "last.optim.999-00000000deadbeef.safetensors");
     EXPECT_NE(fs::path(files[1]).filename(), "last.optim.safetensors");
+  }
+  // An old state (no fingerprint) of other data is still refused by its counts.
+  {
+    auto ck = nn::load_checkpoint((dir_ / "legacy/last.safetensors").string());
+    ck.meta.extra["train_state"]["data"] = ds.name + ":" + std::to_string(ds.size() + 1) + ":" +
+                                           std::to_string(ds.count(data::kTrain));
+    nn::save_checkpoint((dir_ / "legacy/last.safetensors").string(), *ck.model, ck.meta);
+    auto o = opts("legacy");
+    o.resume = true;
+    try {
+      train::train_model(ds, small(), o);
+      ADD_FAILURE() << "resumed an old state of other data";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("was trained on other data"), std::string::npos) << e.what();
+    }
   }
   // The moments named by last.safetensors are gone: refused, saying what to do.
   const auto files = train::train_state_files((dir_ / "stray").string());
@@ -447,6 +464,8 @@ TEST_F(TrainerTest, StateFilesStayAPairWhateverTheCrash) {
   }
 }
 
+// The pieces as another driver (cross-validation, distributed) would call them: a session, then
+// train_epoch / validate / record_epoch, no files but the folder; the same bits as train_model.
 TEST_F(TrainerTest, PiecesComposeToTheSameRunAsTrainModel) {
   auto ds = toy();
   auto o = opts("whole", 3);

@@ -123,8 +123,8 @@ void run_workers(int jobs, const std::vector<int>& sel, int threads, const std::
 // every run has finished; the report compares it with each run on those same folds.
 int run_combine(CvArgs& a, CLI::App* cmd, const data::Dataset& ds, const std::vector<train::FoldSpec>& folds,
                 const std::vector<int>& sel, std::chrono::steady_clock::time_point t0) {
-  if (job_comm().distributed())
-    fail("--combine only predicts, in one process: run it without mpirun");
+  if (job_comm().distributed())  // every rank is here: rank 0 says it, the others end quietly
+    throw CollectiveError("--combine only predicts, in one process: run it without mpirun");
   for (const CLI::Option* o : cmd->get_options()) {
     static const std::set<std::string> allowed = {"help", "data", "folds", "out", "val-fraction", "fold-seed",
                                                   "only", "combine", "threads"};

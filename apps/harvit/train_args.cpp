@@ -115,9 +115,9 @@ void note_mpirun_stop_timeout(const Comm& comm) {
   if (!comm.distributed() || !comm.root() || !std::getenv("OMPI_COMM_WORLD_SIZE")) return;
   const char* t = std::getenv("OMPI_MCA_odls_base_sigkill_timeout");
   if (t && std::atoi(t) >= 5) return;
-  std::printf("note: Ctrl-C saves the run only if mpirun waits for it: OpenMPI kills the ranks %s s after passing "
-              "the signal on (odls_base_sigkill_timeout); start mpirun with --mca odls_base_sigkill_timeout 10 "
-              "(the state saved after every epoch is kept either way)\n", t ? t : "1");
+  std::printf("note: Ctrl-C saves the run only if mpirun waits for it: OpenMPI 4 kills the ranks %s s after passing "
+              "the signal on (odls_base_sigkill_timeout, unless set in a config file); start mpirun with --mca "
+              "odls_base_sigkill_timeout 10 (the state saved after every epoch is kept either way)\n", t ? t : "1");
   std::fflush(stdout);
 }
 

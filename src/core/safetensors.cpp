@@ -222,6 +222,15 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     fail(path + ": rename from " + tmp + " failed (" + err + ")");
   }
+  // The rename itself reaches the disk with the folder's entry: after a power cut the file is the
+  // new one (or, where the folder cannot be synced, as the filesystem left it).
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
 }
 
 }  // namespace harvit

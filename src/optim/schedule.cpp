@@ -27,9 +27,9 @@ LrSchedule::LrSchedule(const std::string& kind, double base_lr, int64_t epochs, 
     : steps_per_epoch_(steps_per_epoch), step_{base_lr, step_size, gamma} {
   if (kind != "step" && kind != "cosine") fail("--schedule must be step or cosine");
   if (step_size <= 0) fail("StepLR step_size must be positive");
-  if (!(warmup_epochs >= 0) || warmup_epochs > epochs)
-    fail("--warmup-epochs must be between 0 and the number of epochs (" + std::to_string(epochs) + "), not " +
-         std::to_string(warmup_epochs));
+  // (a warm-up longer than the run is allowed: the rate then rises until the end, as `--recipe
+  // augmented --epochs 1` asks with its 2 warm-up epochs)
+  if (!(warmup_epochs >= 0)) fail("--warmup-epochs must be 0 or more, not " + std::to_string(warmup_epochs));
   cosine_ = kind == "cosine";
   cos_ = {base_lr, double(epochs) * steps_per_epoch, warmup_epochs * steps_per_epoch};
 }

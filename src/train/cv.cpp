@@ -418,6 +418,12 @@ FoldResult combine_fold(const data::Dataset& ds, const FoldSpec& f, const std::v
            " and " + std::to_string(C));
     if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
       fail(mem.checkpoint + ": its class names are not the data's");
+    // The model the fold's result.json reports: the epoch and validation accuracy it was saved at.
+    const json& ex = ck.meta.extra;
+    if (!ex.is_object() || ex.value("epoch", -2) != mem.result.best_epoch ||
+        std::fabs(ex.value("val_acc", -2.0) - mem.result.best_val_acc) > 1e-12)
+      fail(mem.checkpoint + ": not the model its fold's result.json reports (best epoch " +
+           std::to_string(mem.result.best_epoch) + "): was it replaced?");
     // The fold's normalisation was fitted on its training windows; a member trained on this fold
     // carries the same statistics (else it was trained on other data).
     const json& nm = ck.meta.normalization;

@@ -208,10 +208,11 @@ bool is_optimizer_file(const std::string& name) {
 std::vector<std::string> train_state_files(const std::string& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  if (fs::exists(last_checkpoint_path(dir), ec)) out.push_back(last_checkpoint_path(dir));
+  const bool has_last = fs::exists(last_checkpoint_path(dir), ec);
+  if (has_last) out.push_back(last_checkpoint_path(dir));
   for (const auto& e : fs::directory_iterator(dir, ec))
     if (is_optimizer_file(e.path().filename().string())) out.push_back(e.path().string());
-  std::sort(out.begin() + (out.empty() ? 0 : 1), out.end());
+  std::sort(out.begin() + has_last, out.end());
   return out;
 }
 
@@ -263,7 +264,14 @@ TrainState load_train_state(const std::string& dir, nn::Model& model, optim::Ada
     fail(optim_path + ": missing (" + last_path + " names it); remove " + dir +
          "'s last.* files to start the run again");
   if (ck.model->config_json() != model.config_json()) fail(last_path + ": model config differs from this run's");
-  if (st.at("data") != id.data) fail(last_path + ": was trained on other data (" + st.at("data").get<std::string>() + ")");
+  const std::string data = st.at("data").get<std::string>();
+  // harvit before the data fingerprint wrote name:windows:training windows; such a state resumes
+  // when those agree (its contents cannot be checked)
+  const bool older = std::count(data.begin(), data.end(), ':') == std::count(id.data.begin(), id.data.end(), ':') - 1 &&
+                     id.data.compare(0, data.size() + 1, data + ":") == 0;
+  if (data != id.data && !older)
+    fail(last_path + ": was trained on other data (" + data + "; this run's: " + id.data +
+         ", as name:windows:training windows:fingerprint)");
   if (st.at("options") != id.options)
     fail(last_path + ": training options differ from the checkpoint's: " + st.at("options").dump());
   std::copy(ck.model->params().values(), ck.model->params().values() + model.params().count(), model.params().values());
