@@ -247,21 +247,32 @@ std::string fold_dir(const std::string& out_dir, int fold) {
 }
 std::string fold_result_path(const std::string& dir) { return (fs::path(dir) / "result.json").string(); }
 
+namespace {
+// A fold's result.json as JSON; `hint` ends the message of a file that is not JSON.
+json read_result_json(const std::string& path, const std::string& hint) {
+  std::ifstream in(path);
+  try {
+    return json::parse(in);
+  } catch (const std::exception& e) {
+    fail(path + ": not a fold result (" + e.what() + ")" + hint);
+  }
+}
+// The keys of `want` whose values `have` lacks or differs in, comma-separated.
+std::string differing_keys(const json& want, const json& have) {
+  std::string what;
+  for (auto it = want.begin(); it != want.end(); ++it)
+    if (!have.contains(it.key()) || have[it.key()] != it.value()) what += (what.empty() ? "" : ", ") + it.key();
+  return what;
+}
+}  // namespace
+
 std::optional<FoldResult> load_fold_result(const std::string& dir, const json& identity) {
   const std::string path = fold_result_path(dir);
   if (!fs::exists(path)) return std::nullopt;
-  std::ifstream in(path);
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const std::exception& e) {
-    fail(path + ": not a fold result (" + e.what() + "); remove it to train the fold again");
-  }
+  const json j = read_result_json(path, "; remove it to train the fold again");
   const json have = j.value("identity", json());
   if (have != identity) {
-    std::string what;
-    for (auto it = identity.begin(); it != identity.end(); ++it)
-      if (!have.contains(it.key()) || have[it.key()] != it.value()) what += (what.empty() ? "" : ", ") + it.key();
+    const std::string what = differing_keys(identity, have);
     fail(path + ": belongs to another cross-validation (" + (what.empty() ? std::string("identity") : what) +
          " differ); use another --out, or remove the fold folders to start again");
   }
@@ -375,19 +386,10 @@ json fold_subjects_identity(const json& identity) {
 std::optional<MemberFold> load_member_fold(const std::string& run_dir, int fold, const json& subjects) {
   const std::string dir = fold_dir(run_dir, fold), path = fold_result_path(dir);
   if (!fs::exists(path)) return std::nullopt;
-  std::ifstream in(path);
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const std::exception& e) {
-    fail(path + ": not a fold result (" + e.what() + ")");
-  }
+  const json j = read_result_json(path, "");
   const json have = fold_subjects_identity(j.value("identity", json()));
   if (have != subjects) {
-    std::string what;
-    for (auto it = subjects.begin(); it != subjects.end(); ++it)
-      if (!have.contains(it.key()) || have[it.key()] != it.value()) what += (what.empty() ? "" : ", ") + it.key();
-    fail(path + ": another fold than this one (" + what +
+    fail(path + ": another fold than this one (" + differing_keys(subjects, have) +
          " differ): an ensemble combines runs of the same data with the same --folds, --val-fraction and --fold-seed");
   }
   MemberFold m;
