@@ -283,6 +283,37 @@ std::optional<FoldResult> load_fold_result(const std::string& dir, const json& i
   }
 }
 
+namespace {
+// A fold's result from its test windows' labels (in ds.indices(kTest) order): the parts, window
+// counts, confusion matrix, accuracy, macro-F1 and per-subject matrices; the caller adds the
+// selection (best epoch, validation accuracy), identity and time.
+FoldResult test_result(const data::Dataset& ds, const FoldSpec& f, const std::vector<int32_t>& truth,
+                       const std::vector<int32_t>& pred, int64_t C) {
+  const Metrics m = compute_metrics(truth, pred, C);
+  FoldResult r;
+  r.fold = f.fold;
+  r.test_subjects = f.test;
+  r.val_subjects = f.val;
+  r.train_subjects = static_cast<int64_t>(f.train.size());
+  r.train_windows = ds.count(data::kTrain);
+  r.val_windows = ds.count(data::kVal);
+  r.test_windows = ds.count(data::kTest);
+  r.C = C;
+  r.confusion = m.confusion;
+  r.accuracy = m.accuracy;
+  r.macro_f1 = m.f1_macro;
+  r.threads = num_threads();
+  std::map<int32_t, size_t> at;
+  for (int32_t subj : f.test) {
+    at[subj] = r.subjects.size();
+    r.subjects.push_back({subj, f.fold, std::vector<int64_t>(C * C, 0)});
+  }
+  const auto idx = ds.indices(data::kTest);
+  for (size_t i = 0; i < idx.size(); ++i) r.subjects[at.at(ds.subject[idx[i]])].confusion[truth[i] * C + pred[i]]++;
+  return r;
+}
+}  // namespace
+
 // ---- one fold -------------------------------------------------------------------------------------
 
 FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& model_cfg, const TrainOptions& opt_in,
@@ -338,30 +369,9 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   std::copy(best.begin(), best.end(), s.model->params().values());
   s.model->params_changed();
   const Predictions pr = predict_split(*s.model, ds, data::kTest);
-  const int64_t C = s.model->C();
-  const Metrics m = compute_metrics(pr.truth, pr.pred, C);
-  FoldResult r;
-  r.fold = f.fold;
-  r.test_subjects = f.test;
-  r.val_subjects = f.val;
-  r.train_subjects = static_cast<int64_t>(f.train.size());
-  r.train_windows = ds.count(data::kTrain);
-  r.val_windows = ds.count(data::kVal);
-  r.test_windows = ds.count(data::kTest);
-  r.C = C;
-  r.confusion = m.confusion;
-  r.accuracy = m.accuracy;
-  r.macro_f1 = m.f1_macro;
+  FoldResult r = test_result(ds, f, pr.truth, pr.pred, s.model->C());
   r.best_epoch = s.state.best_epoch;
   r.best_val_acc = s.state.best_val_acc;
-  r.threads = num_threads();
-  std::map<int32_t, size_t> at;
-  for (int32_t subj : f.test) {
-    at[subj] = r.subjects.size();
-    r.subjects.push_back({subj, f.fold, std::vector<int64_t>(C * C, 0)});
-  }
-  const auto idx = ds.indices(data::kTest);  // predict_split's order
-  for (size_t i = 0; i < idx.size(); ++i) r.subjects[at.at(ds.subject[idx[i]])].confusion[pr.truth[i] * C + pr.pred[i]]++;
   r.identity = identity;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_file_atomic(fold_result_path(dir), r.to_json().dump(1));
@@ -455,28 +465,9 @@ FoldResult combine_fold(const data::Dataset& ds, const FoldSpec& f, const std::v
   std::vector<int32_t> vt, vp, tt, tp;
   labels(pval, vidx, vt, vp);
   labels(ptest, tidx, tt, tp);
-  const Metrics mv = compute_metrics(vt, vp, C), mt = compute_metrics(tt, tp, C);
-  FoldResult r;
-  r.fold = f.fold;
-  r.test_subjects = f.test;
-  r.val_subjects = f.val;
-  r.train_subjects = static_cast<int64_t>(f.train.size());
-  r.train_windows = ds.count(data::kTrain);
-  r.val_windows = static_cast<int64_t>(vidx.size());
-  r.test_windows = static_cast<int64_t>(tidx.size());
-  r.C = C;
-  r.confusion = mt.confusion;
-  r.accuracy = mt.accuracy;
-  r.macro_f1 = mt.f1_macro;
+  FoldResult r = test_result(ds, f, tt, tp, C);
   r.best_epoch = -1;
-  r.best_val_acc = mv.accuracy;
-  r.threads = num_threads();
-  std::map<int32_t, size_t> at;
-  for (int32_t subj : f.test) {
-    at[subj] = r.subjects.size();
-    r.subjects.push_back({subj, f.fold, std::vector<int64_t>(C * C, 0)});
-  }
-  for (size_t i = 0; i < tidx.size(); ++i) r.subjects[at.at(ds.subject[tidx[i]])].confusion[tt[i] * C + tp[i]]++;
+  r.best_val_acc = compute_metrics(vt, vp, C).accuracy;
   r.identity = identity;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
