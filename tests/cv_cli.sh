@@ -26,7 +26,7 @@ $H cv "${TINY[@]}" --folds 3 --out "$W/one" > "$W/one.log" 2>&1 || fail "1 proce
 grep -q "3 of 3 folds: accuracy " "$W/one.log" || fail "summary line: $(cat "$W/one.log")"
 grep -q "report: $W/one/cv.md" "$W/one.log" || fail "report line: $(cat "$W/one.log")"
 for f in cv.json cv.md per_subject.png confusion.png fold-01/best.safetensors fold-01/history.json \
-         fold-01/result.json fold-03/result.json; do
+         fold-01/predictions.safetensors fold-01/result.json fold-03/result.json; do
   [ -s "$W/one/$f" ] || fail "missing $W/one/$f"
 done
 for f in per_subject.png confusion.png; do python3 "$HERE/png_check.py" "$W/one/$f" 600 400 || fail "$f does not decode"; done
@@ -107,6 +107,18 @@ for k in ("accuracy", "macro_f1", "pooled", "subjects", "folds_done"):
     assert a[k] == b[k], k
 assert [f["best_val_acc"] for f in a["folds"]] == [f["best_val_acc"] for f in b["folds"]]
 assert b["options"]["combine"] == [sys.argv[1][:-len("/one/cv.json")] + "/one", sys.argv[1][:-len("/one/cv.json")] + "/jobs"]
+PY
+# Runs whose models were deleted still combine, from their folds' predictions files: the same numbers.
+cp -r "$W/one" "$W/nomodels" && rm "$W"/nomodels/fold-0*/best.safetensors
+cp -r "$W/jobs" "$W/nomodels2" && rm "$W"/nomodels2/fold-0*/best.safetensors
+$H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/nomodels,$W/nomodels2" --out "$W/ensp" > "$W/ensp.log" 2>&1 \
+  || fail "--combine without the models: $(cat "$W/ensp.log")"
+python3 - "$W/ens/cv.json" "$W/ensp/cv.json" <<'PY' || fail "--combine from predictions files differs from the models'"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for k in ("accuracy", "macro_f1", "pooled", "subjects", "folds_done"):
+    assert a[k] == b[k], k
+assert [f["best_val_acc"] for f in a["folds"]] == [f["best_val_acc"] for f in b["folds"]]
 PY
 $H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/one,$W/only" --out "$W/ens1" > "$W/ens1.log" 2>&1 \
   || fail "--combine with one fold done: $(cat "$W/ens1.log")"

@@ -392,6 +392,7 @@ TEST_F(CvRunFold, EnsembleAveragesTheMembersProbabilities) {
   const auto ma = train::load_member_fold(ra, 1, subjects), mb = train::load_member_fold(rb, 1, subjects);
   ASSERT_TRUE(ma && mb);
   EXPECT_EQ(ma->checkpoint, train::fold_dir(ra, 1) + "/best.safetensors");
+  EXPECT_EQ(ma->predictions, train::fold_dir(ra, 1) + "/predictions.safetensors");  // what the fold wrote
   EXPECT_FALSE(train::load_member_fold(ra, 2, subjects).has_value());  // not run: no result yet
 
   // One member: its own test result, and its validation accuracy at the selected epoch.
@@ -429,11 +430,35 @@ TEST_F(CvRunFold, EnsembleAveragesTheMembersProbabilities) {
   EXPECT_EQ(total, two.test_windows);
   EXPECT_EQ(two.identity["members"], 2);
 
-  // Another fold's subjects: refused naming the result file; another fold's data: the normalisation.
+  // Another fold's subjects: refused naming the result file; another fold's data: the predictions
+  // are of other windows.
   const auto other = train::fold_subjects_identity(train::fold_identity(t.ds, cv, folds[1], nlohmann::json(), train::TrainOptions()));
   const std::string e1 = error_of([&] { train::load_member_fold(ra, 1, other); });
   EXPECT_NE(e1.find(train::fold_dir(ra, 1) + "/result.json: another fold than this one (fold, test_subjects, val_subjects differ)"),
             std::string::npos) << e1;
-  const std::string e2 = error_of([&] { train::combine_fold(train::fold_dataset(t.ds, folds[1]), folds[1], {*ma}, {}); });
-  EXPECT_NE(e2.find(ma->checkpoint + ": its normalisation statistics are not those of fold 2"), std::string::npos) << e2;
+  const data::Dataset d2 = train::fold_dataset(t.ds, folds[1]);
+  const std::string e2 = error_of([&] { train::combine_fold(d2, folds[1], {*ma}, {}); });
+  EXPECT_NE(e2.find(ma->predictions + ": not fold 2's val windows"), std::string::npos) << e2;
+  // Predictions of another model than the one result.json reports (a fold trained again since).
+  train::MemberFold stale = *ma;
+  stale.result.best_epoch += 1;
+  const std::string e3 = error_of([&] { train::combine_fold(d, f, {stale}, {}); });
+  EXPECT_NE(e3.find(ma->predictions + ": not the predictions of the model its fold's result.json reports"), std::string::npos) << e3;
+
+  // Without the predictions files (folds trained before they existed), the selected models predict:
+  // the same ensemble.
+  fs::remove(ma->predictions);
+  fs::remove(mb->predictions);
+  const auto ca2 = train::load_member_fold(ra, 1, subjects), cb2 = train::load_member_fold(rb, 1, subjects);
+  ASSERT_TRUE(ca2 && cb2);
+  EXPECT_TRUE(ca2->predictions.empty());
+  const FoldResult two_ck = train::combine_fold(d, f, {*ca2, *cb2}, {});
+  EXPECT_EQ(two_ck.confusion, two.confusion);
+  EXPECT_DOUBLE_EQ(two_ck.best_val_acc, two.best_val_acc);
+  const std::string e4 = error_of([&] { train::combine_fold(d2, folds[1], {*ca2}, {}); });
+  EXPECT_NE(e4.find(ma->checkpoint + ": its normalisation statistics are not those of fold 2"), std::string::npos) << e4;
+  // Neither: refused when the member is read.
+  fs::remove(ma->checkpoint);
+  const std::string e5 = error_of([&] { train::load_member_fold(ra, 1, subjects); });
+  EXPECT_NE(e5.find(ma->checkpoint + ": missing, and so is " + ma->predictions), std::string::npos) << e5;
 }

@@ -246,6 +246,9 @@ std::string fold_dir(const std::string& out_dir, int fold) {
   return (fs::path(out_dir) / b).string();
 }
 std::string fold_result_path(const std::string& dir) { return (fs::path(dir) / "result.json").string(); }
+std::string fold_predictions_path(const std::string& dir) {
+  return (fs::path(dir) / "predictions.safetensors").string();
+}
 
 namespace {
 // A fold's result.json as JSON; `hint` ends the message of a file that is not JSON.
@@ -312,6 +315,109 @@ FoldResult test_result(const data::Dataset& ds, const FoldSpec& f, const std::ve
   for (size_t i = 0; i < idx.size(); ++i) r.subjects[at.at(ds.subject[idx[i]])].confusion[truth[i] * C + pred[i]]++;
   return r;
 }
+
+// ---- a fold's predictions file ---------------------------------------------------------------------
+// Tensors val.probs / test.probs (n, C) F32, val.window / test.window (n) I32 (the windows' indices in
+// the prepared file, which a fold's data keeps), val.label / test.label (n) I32; metadata: format, the
+// fold's identity, the selected epoch and validation accuracy, the class names.
+constexpr const char* kPredictionsFormat = "harvit fold predictions 1";
+constexpr std::pair<const char*, uint8_t> kPredictedParts[] = {{"val", data::kVal}, {"test", data::kTest}};
+
+void write_fold_predictions(const std::string& dir, const data::Dataset& ds, const Predictions& val,
+                            const Predictions& test, int64_t C, const FoldResult& r) {
+  SafetensorsWriter w;
+  for (const auto& [part, split] : kPredictedParts) {
+    const Predictions& p = split == data::kVal ? val : test;
+    const auto idx = ds.indices(split);
+    const auto n = static_cast<int64_t>(idx.size());
+    if (static_cast<int64_t>(p.probs.size()) != n * C || static_cast<int64_t>(p.truth.size()) != n)
+      fail(std::string("fold predictions: ") + part + " has " + std::to_string(p.truth.size()) + " windows, not " +
+           std::to_string(n));
+    if (ds.size() > INT32_MAX) fail("fold predictions: more than 2^31 windows");
+    const std::vector<int32_t> window(idx.begin(), idx.end());
+    const std::string name = part;
+    w.add_f32(name + ".probs", {n, C}, p.probs.data());
+    w.add_i32(name + ".window", {n}, window.data());
+    w.add_i32(name + ".label", {n}, p.truth.data());
+  }
+  w.set_metadata("format", kPredictionsFormat);
+  w.set_metadata("identity", r.identity.dump());
+  w.set_metadata("best_epoch", std::to_string(r.best_epoch));
+  w.set_metadata("best_val_acc", fmt("%.17g", r.best_val_acc));
+  w.set_metadata("classes", json(ds.class_names).dump());
+  w.write(fold_predictions_path(dir));
+}
+
+// A member's class probabilities for the fold's validation and test windows, (n, C) each.
+struct PartProbs {
+  std::vector<float> val, test;
+};
+
+PartProbs probs_from_predictions(const MemberFold& mem, const data::Dataset& ds, const FoldSpec& f, int64_t C) {
+  const std::string& path = mem.predictions;
+  const SafetensorsFile st = SafetensorsFile::load(path);
+  const auto meta = [&](const char* k) {
+    const auto it = st.metadata().find(k);
+    return it == st.metadata().end() ? std::string() : it->second;
+  };
+  if (meta("format") != kPredictionsFormat)
+    fail(path + ": not a harvit fold predictions file (format '" + meta("format") + "')");
+  const json id = json::parse(meta("identity"), nullptr, false);
+  if (id != mem.result.identity || meta("best_epoch") != std::to_string(mem.result.best_epoch))
+    fail(path + ": not the predictions of the model its fold's result.json reports (best epoch " +
+         std::to_string(mem.result.best_epoch) + "): was one of them replaced?");
+  if (meta("classes") != json(ds.class_names).dump()) fail(path + ": its class names are not the data's");
+  PartProbs out;
+  for (const auto& [part, split] : kPredictedParts) {
+    const std::string name = part;
+    for (const char* t : {".probs", ".window", ".label"})
+      if (!st.has(name + t)) fail(path + ": no tensor " + name + t);
+    const auto idx = ds.indices(split);
+    const auto n = static_cast<int64_t>(idx.size());
+    const auto window = st.ints(name + ".window"), label = st.ints(name + ".label");
+    bool same = static_cast<int64_t>(window.size()) == n && static_cast<int64_t>(label.size()) == n;
+    for (int64_t i = 0; same && i < n; ++i) same = window[i] == idx[i] && label[i] == ds.y[idx[i]];
+    if (!same)
+      fail(path + ": not fold " + std::to_string(f.fold) + "'s " + name + " windows (" + std::to_string(window.size()) +
+           " predicted, the fold has " + std::to_string(n) + "; or other windows or labels)");
+    if (st.entry(name + ".probs").shape != Shape{n, C})
+      fail(path + ": " + name + ".probs is not (" + std::to_string(n) + ", " + std::to_string(C) + ")");
+    (split == data::kVal ? out.val : out.test) = st.floats(name + ".probs");
+  }
+  return out;
+}
+
+PartProbs probs_from_checkpoint(const MemberFold& mem, const data::Dataset& ds, const FoldSpec& f, int64_t C) {
+  const auto ck = nn::load_checkpoint(mem.checkpoint);
+  const nn::Model& m = *ck.model;
+  if (m.T() != ds.T || m.M() != ds.M || m.C() != C)
+    fail(mem.checkpoint + ": a model for windows of " + std::to_string(m.T()) + " x " + std::to_string(m.M()) + " and " +
+         std::to_string(m.C()) + " classes; the fold's are " + std::to_string(ds.T) + " x " + std::to_string(ds.M) +
+         " and " + std::to_string(C));
+  if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
+    fail(mem.checkpoint + ": its class names are not the data's");
+  // The model the fold's result.json reports: the epoch and validation accuracy it was saved at.
+  const json& ex = ck.meta.extra;
+  if (!ex.is_object() || ex.value("epoch", -2) != mem.result.best_epoch ||
+      std::fabs(ex.value("val_acc", -2.0) - mem.result.best_val_acc) > 1e-12)
+    fail(mem.checkpoint + ": not the model its fold's result.json reports (best epoch " +
+         std::to_string(mem.result.best_epoch) + "): was it replaced?");
+  // The fold's normalisation was fitted on its training windows; a member trained on this fold
+  // carries the same statistics (else it was trained on other data).
+  const json& nm = ck.meta.normalization;
+  bool same = nm.is_object() && nm.contains("mean") && nm.contains("std");
+  if (same) {
+    const auto mean = nm["mean"].get<std::vector<double>>(), sd = nm["std"].get<std::vector<double>>();
+    same = mean.size() == ds.mean.size() && sd.size() == ds.std.size();
+    for (size_t i = 0; same && i < mean.size(); ++i)
+      same = std::fabs(mean[i] - ds.mean[i]) <= 1e-5 * (1 + std::fabs(mean[i])) &&
+             std::fabs(sd[i] - ds.std[i]) <= 1e-5 * (1 + std::fabs(sd[i]));
+  }
+  if (!same)
+    fail(mem.checkpoint + ": its normalisation statistics are not those of fold " + std::to_string(f.fold) +
+         "'s training windows (a model of another fold or data)");
+  return {predict_split(*ck.model, ds, data::kVal).probs, predict_split(*ck.model, ds, data::kTest).probs};
+}
 }  // namespace
 
 // ---- one fold -------------------------------------------------------------------------------------
@@ -330,6 +436,7 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   opt.resume = fs::exists(last_checkpoint_path(dir));
   fs::create_directories(dir);
   fs::remove(fold_result_path(dir));  // a fold that fails now leaves no result behind
+  fs::remove(fold_predictions_path(dir));
   TrainSession s(ds, model_cfg, opt);  // one process: folds, not batches, are spread over processes
   const std::string tag = "fold " + std::to_string(f.fold);
   if (opt.resume)
@@ -368,12 +475,13 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   // The selected weights, then the test subjects (seen here for the first time).
   std::copy(best.begin(), best.end(), s.model->params().values());
   s.model->params_changed();
-  const Predictions pr = predict_split(*s.model, ds, data::kTest);
+  const Predictions pv = predict_split(*s.model, ds, data::kVal), pr = predict_split(*s.model, ds, data::kTest);
   FoldResult r = test_result(ds, f, pr.truth, pr.pred, s.model->C());
   r.best_epoch = s.state.best_epoch;
   r.best_val_acc = s.state.best_val_acc;
   r.identity = identity;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_fold_predictions(dir, ds, pv, pr, s.model->C(), r);
   write_file_atomic(fold_result_path(dir), r.to_json().dump(1));
   // the result is what a finished fold keeps (the ViT's state is ~50 MB a fold)
   remove_train_state(dir);
@@ -410,7 +518,10 @@ std::optional<MemberFold> load_member_fold(const std::string& run_dir, int fold,
   } catch (const nlohmann::json::exception& e) {
     fail(path + ": incomplete fold result (" + e.what() + ")");
   }
-  if (!fs::exists(m.checkpoint)) fail(m.checkpoint + ": missing (the fold's result is there, its selected model is not)");
+  if (fs::exists(fold_predictions_path(dir))) m.predictions = fold_predictions_path(dir);
+  if (m.predictions.empty() && !fs::exists(m.checkpoint))
+    fail(m.checkpoint + ": missing, and so is " + fold_predictions_path(dir) +
+         " (the fold's result is there, neither its selected model nor its predictions are)");
   return m;
 }
 
@@ -422,37 +533,9 @@ FoldResult combine_fold(const data::Dataset& ds, const FoldSpec& f, const std::v
   const auto vidx = ds.indices(data::kVal), tidx = ds.indices(data::kTest);
   std::vector<float> pval(vidx.size() * C, 0.0f), ptest(tidx.size() * C, 0.0f);
   for (const auto& mem : members) {
-    const auto ck = nn::load_checkpoint(mem.checkpoint);
-    const nn::Model& m = *ck.model;
-    if (m.T() != ds.T || m.M() != ds.M || m.C() != C)
-      fail(mem.checkpoint + ": a model for windows of " + std::to_string(m.T()) + " x " + std::to_string(m.M()) + " and " +
-           std::to_string(m.C()) + " classes; the fold's are " + std::to_string(ds.T) + " x " + std::to_string(ds.M) +
-           " and " + std::to_string(C));
-    if (!ck.meta.class_names.empty() && ck.meta.class_names != ds.class_names)
-      fail(mem.checkpoint + ": its class names are not the data's");
-    // The model the fold's result.json reports: the epoch and validation accuracy it was saved at.
-    const json& ex = ck.meta.extra;
-    if (!ex.is_object() || ex.value("epoch", -2) != mem.result.best_epoch ||
-        std::fabs(ex.value("val_acc", -2.0) - mem.result.best_val_acc) > 1e-12)
-      fail(mem.checkpoint + ": not the model its fold's result.json reports (best epoch " +
-           std::to_string(mem.result.best_epoch) + "): was it replaced?");
-    // The fold's normalisation was fitted on its training windows; a member trained on this fold
-    // carries the same statistics (else it was trained on other data).
-    const json& nm = ck.meta.normalization;
-    bool same = nm.is_object() && nm.contains("mean") && nm.contains("std");
-    if (same) {
-      const auto mean = nm["mean"].get<std::vector<double>>(), sd = nm["std"].get<std::vector<double>>();
-      same = mean.size() == ds.mean.size() && sd.size() == ds.std.size();
-      for (size_t i = 0; same && i < mean.size(); ++i)
-        same = std::fabs(mean[i] - ds.mean[i]) <= 1e-5 * (1 + std::fabs(mean[i])) &&
-               std::fabs(sd[i] - ds.std[i]) <= 1e-5 * (1 + std::fabs(sd[i]));
-    }
-    if (!same)
-      fail(mem.checkpoint + ": its normalisation statistics are not those of fold " + std::to_string(f.fold) +
-           "'s training windows (a model of another fold or data)");
-    const Predictions v = predict_split(*ck.model, ds, data::kVal), t = predict_split(*ck.model, ds, data::kTest);
-    for (size_t i = 0; i < pval.size(); ++i) pval[i] += v.probs[i] / members.size();
-    for (size_t i = 0; i < ptest.size(); ++i) ptest[i] += t.probs[i] / members.size();
+    const PartProbs p = mem.predictions.empty() ? probs_from_checkpoint(mem, ds, f, C) : probs_from_predictions(mem, ds, f, C);
+    for (size_t i = 0; i < pval.size(); ++i) pval[i] += p.val[i] / members.size();
+    for (size_t i = 0; i < ptest.size(); ++i) ptest[i] += p.test[i] / members.size();
   }
   const auto labels = [&](const std::vector<float>& probs, const std::vector<int64_t>& idx, std::vector<int32_t>& truth,
                           std::vector<int32_t>& pred) {

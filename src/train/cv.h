@@ -97,14 +97,17 @@ struct FoldResult {
 
 std::string fold_dir(const std::string& out_dir, int fold);  // OUT/fold-07
 std::string fold_result_path(const std::string& dir);        // DIR/result.json
+std::string fold_predictions_path(const std::string& dir);   // DIR/predictions.safetensors
 
 // One line per epoch and per event, for the caller to print.
 using FoldLog = std::function<void(const std::string& line)>;
 
 // Trains a model (model_cfg, opt; opt.out_dir and opt.resume are replaced) on fold_ds's training
 // windows, one process, selecting the epoch by validation accuracy; then predicts the test windows
-// with the best weights. Writes dir/best.safetensors, dir/history.json and, last, dir/result.json
-// (carrying `identity`). Stops with an error when `stop` says so between steps (Ctrl-C). The
+// with the best weights. Writes dir/best.safetensors, dir/history.json, dir/predictions.safetensors
+// (the selected model's class probabilities for the fold's validation and test windows: what an
+// ensemble needs, ~40 KB where the ViT's model is 17 MB) and, last, dir/result.json (carrying
+// `identity`). Stops with an error when `stop` says so between steps (Ctrl-C). The
 // training state is saved after every epoch and at a stop (dir/last.safetensors, removed when the
 // fold ends), and a later call on the same dir goes on from it: the same result as one call.
 FoldResult run_fold(const data::Dataset& fold_ds, const FoldSpec& f, const nlohmann::json& model_cfg,
@@ -123,13 +126,17 @@ std::optional<FoldResult> load_fold_result(const std::string& dir, const nlohman
 nlohmann::json fold_subjects_identity(const nlohmann::json& identity);
 
 // A finished fold of another run, read for an ensemble: RUN/fold-XX/result.json, checked against
-// `subjects` (fold_subjects_identity of this fold), and the path of its selected model.
+// `subjects` (fold_subjects_identity of this fold), and where its selected model's probabilities
+// come from: the fold's predictions file when there is one (folds trained since it was added;
+// kept when the models are deleted), else the selected model itself.
 struct MemberFold {
   std::string run, checkpoint;  // RUN, RUN/fold-XX/best.safetensors
+  std::string predictions;      // RUN/fold-XX/predictions.safetensors, or empty when absent
   FoldResult result;
 };
 // Nothing when RUN has no result for the fold yet; an error naming the file when its fold is another
-// one (other data, cross-validation options or subjects).
+// one (other data, cross-validation options or subjects), or when neither its predictions nor its
+// model are there.
 std::optional<MemberFold> load_member_fold(const std::string& run_dir, int fold, const nlohmann::json& subjects);
 
 // An ensemble of finished cross-validations of the same folds: in fold f, the model each member
@@ -137,8 +144,10 @@ std::optional<MemberFold> load_member_fold(const std::string& run_dir, int fold,
 // with equal weights (fixed beforehand: nothing is fitted, on the test subjects or elsewhere), and
 // the most probable class of the average is the ensemble's label. best_val_acc is the ensemble's
 // accuracy on the fold's validation subjects - comparable with each member's own, and what choosing
-// the ensemble over its members rests on; best_epoch is -1. Errors name the member's checkpoint
-// when its classes, input shape or normalisation are not the fold's.
+// the ensemble over its members rests on; best_epoch is -1. A member's probabilities are read from
+// its predictions file (which must be of the model its result.json reports, for exactly the fold's
+// validation and test windows and labels) or computed with its checkpoint (whose classes, input
+// shape and normalisation must be the fold's); errors name the file.
 FoldResult combine_fold(const data::Dataset& fold_ds, const FoldSpec& f, const std::vector<MemberFold>& members,
                         const nlohmann::json& identity);
 
