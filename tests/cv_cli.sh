@@ -108,17 +108,23 @@ for k in ("accuracy", "macro_f1", "pooled", "subjects", "folds_done"):
 assert [f["best_val_acc"] for f in a["folds"]] == [f["best_val_acc"] for f in b["folds"]]
 assert b["options"]["combine"] == [sys.argv[1][:-len("/one/cv.json")] + "/one", sys.argv[1][:-len("/one/cv.json")] + "/jobs"]
 PY
-# Runs whose models were deleted still combine, from their folds' predictions files: the same numbers.
-cp -r "$W/one" "$W/nomodels" && rm "$W"/nomodels/fold-0*/best.safetensors
-cp -r "$W/jobs" "$W/nomodels2" && rm "$W"/nomodels2/fold-0*/best.safetensors
-$H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/nomodels,$W/nomodels2" --out "$W/ensp" > "$W/ensp.log" 2>&1 \
-  || fail "--combine without the models: $(cat "$W/ensp.log")"
-python3 - "$W/ens/cv.json" "$W/ensp/cv.json" <<'PY' || fail "--combine from predictions files differs from the models'"
+# The same ensemble from the folds' predictions files alone (models deleted) and from the models
+# alone (predictions files deleted, as in runs made before harvit wrote them).
+for r in one jobs; do
+  cp -r "$W/$r" "$W/$r-preds" && rm "$W/$r-preds"/fold-0*/best.safetensors
+  cp -r "$W/$r" "$W/$r-models" && rm "$W/$r-models"/fold-0*/predictions.safetensors
+done
+for v in preds models; do
+  $H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/one-$v,$W/jobs-$v" --out "$W/ens-$v" > "$W/ens-$v.log" 2>&1 \
+    || fail "--combine from $v only: $(cat "$W/ens-$v.log")"
+done
+python3 - "$W/ens-preds/cv.json" "$W/ens-models/cv.json" <<'PY' || fail "--combine from predictions files differs from the models'"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 for k in ("accuracy", "macro_f1", "pooled", "subjects", "folds_done"):
     assert a[k] == b[k], k
 assert [f["best_val_acc"] for f in a["folds"]] == [f["best_val_acc"] for f in b["folds"]]
+assert len(a["folds"]) == 3
 PY
 $H cv --data "$W/d.bin" --folds 3 --threads 1 --combine "$W/one,$W/only" --out "$W/ens1" > "$W/ens1.log" 2>&1 \
   || fail "--combine with one fold done: $(cat "$W/ens1.log")"

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <set>
 
 #include "core/rng.h"
@@ -357,6 +359,7 @@ TEST_F(CvRunFold, StoppedFoldGoesOnToTheSameResult) {
     EXPECT_NE(err.find("run again to continue it"), std::string::npos) << err;
     EXPECT_TRUE(fs::exists(train::last_checkpoint_path(dir)));
     EXPECT_FALSE(train::load_fold_result(dir, id).has_value());
+    EXPECT_FALSE(fs::exists(train::fold_predictions_path(dir)));  // only a finished fold has them
   }
   std::vector<std::string> lines;
   const auto parts = train::run_fold(d, f, small_vit(), o, dir, id, [&](const std::string& l) { lines.push_back(l); });
@@ -367,6 +370,13 @@ TEST_F(CvRunFold, StoppedFoldGoesOnToTheSameResult) {
   EXPECT_EQ(parts.best_epoch, whole.best_epoch);
   EXPECT_EQ(params_of(dir + "/best.safetensors"), params_of((dir_ / "whole/best.safetensors").string()));
   EXPECT_TRUE(train::train_state_files(dir).empty());
+  const auto bytes = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string pw = bytes(train::fold_predictions_path((dir_ / "whole").string()));
+  EXPECT_GT(pw.size(), 1000u);
+  EXPECT_EQ(bytes(train::fold_predictions_path(dir)), pw);  // the same probabilities, byte for byte
 }
 
 
@@ -440,10 +450,26 @@ TEST_F(CvRunFold, EnsembleAveragesTheMembersProbabilities) {
   const std::string e2 = error_of([&] { train::combine_fold(d2, folds[1], {*ma}, {}); });
   EXPECT_NE(e2.find(ma->predictions + ": not fold 2's val windows"), std::string::npos) << e2;
   // Predictions of another model than the one result.json reports (a fold trained again since).
-  train::MemberFold stale = *ma;
-  stale.result.best_epoch += 1;
-  const std::string e3 = error_of([&] { train::combine_fold(d, f, {stale}, {}); });
-  EXPECT_NE(e3.find(ma->predictions + ": not the predictions of the model its fold's result.json reports"), std::string::npos) << e3;
+  const auto refused = [&](const std::function<void(train::MemberFold&)>& change, const data::Dataset& data,
+                           const std::string& want) {
+    train::MemberFold m = *ma;
+    change(m);
+    const std::string e = error_of([&] { train::combine_fold(data, f, {m}, {}); });
+    EXPECT_NE(e.find(ma->predictions + ": " + want), std::string::npos) << e;
+    EXPECT_NE(e.find("remove it to predict with " + ma->checkpoint), std::string::npos) << e;
+  };
+  const std::string other_model = "not the predictions of the model its fold's result.json reports";
+  refused([](train::MemberFold& m) { m.result.best_epoch += 1; }, d, other_model);
+  refused([](train::MemberFold& m) { m.result.best_val_acc += 1e-9; }, d, other_model);
+  refused([](train::MemberFold& m) { m.result.identity["options"]["seed"] = 99; }, d, other_model);
+  refused([](train::MemberFold& m) { m.result.confusion[0] += 1; }, d,
+          "its test predictions are not the confusion matrix its fold's result.json reports");
+  data::Dataset moved = d;  // the same windows and labels, other signal values
+  moved.mean[0] += 0.5f;
+  {
+    const std::string e = error_of([&] { train::combine_fold(moved, f, {*ma}, {}); });
+    EXPECT_NE(e.find(ma->predictions + ": its normalisation statistics are not those of fold 1"), std::string::npos) << e;
+  }
 
   // Without the predictions files (folds trained before they existed), the selected models predict:
   // the same ensemble.

@@ -325,15 +325,17 @@ constexpr std::pair<const char*, uint8_t> kPredictedParts[] = {{"val", data::kVa
 
 void write_fold_predictions(const std::string& dir, const data::Dataset& ds, const Predictions& val,
                             const Predictions& test, int64_t C, const FoldResult& r) {
+  const std::string path = fold_predictions_path(dir);
   SafetensorsWriter w;
   for (const auto& [part, split] : kPredictedParts) {
     const Predictions& p = split == data::kVal ? val : test;
     const auto idx = ds.indices(split);
     const auto n = static_cast<int64_t>(idx.size());
     if (static_cast<int64_t>(p.probs.size()) != n * C || static_cast<int64_t>(p.truth.size()) != n)
-      fail(std::string("fold predictions: ") + part + " has " + std::to_string(p.truth.size()) + " windows, not " +
-           std::to_string(n));
-    if (ds.size() > INT32_MAX) fail("fold predictions: more than 2^31 windows");
+      fail(path + ": " + part + " predictions of " + std::to_string(p.truth.size()) + " windows x " +
+           std::to_string(p.probs.size()) + " probabilities; the fold has " + std::to_string(n) + " windows x " +
+           std::to_string(C) + " classes");
+    if (ds.size() > INT32_MAX) fail(path + ": the data has more than 2^31 windows");
     const std::vector<int32_t> window(idx.begin(), idx.end());
     const std::string name = part;
     w.add_f32(name + ".probs", {n, C}, p.probs.data());
@@ -345,7 +347,22 @@ void write_fold_predictions(const std::string& dir, const data::Dataset& ds, con
   w.set_metadata("best_epoch", std::to_string(r.best_epoch));
   w.set_metadata("best_val_acc", fmt("%.17g", r.best_val_acc));
   w.set_metadata("classes", json(ds.class_names).dump());
-  w.write(fold_predictions_path(dir));
+  w.set_metadata("normalization", json{{"mean", ds.mean}, {"std", ds.std}}.dump());
+  w.write(path);
+}
+
+// Whether `nm` ({"mean": [...], "std": [...]}, a checkpoint's or a predictions file's) holds the
+// fold's normalisation statistics, fitted on its training windows: a model trained on the fold
+// carries them, one trained on other data (or signal values) does not.
+bool fold_normalisation(const json& nm, const data::Dataset& ds) {
+  if (!nm.is_object() || !nm.contains("mean") || !nm.contains("std")) return false;
+  const auto mean = nm["mean"].get<std::vector<double>>(), sd = nm["std"].get<std::vector<double>>();
+  if (mean.size() != ds.mean.size() || sd.size() != ds.std.size()) return false;
+  for (size_t i = 0; i < mean.size(); ++i)
+    if (std::fabs(mean[i] - ds.mean[i]) > 1e-5 * (1 + std::fabs(mean[i])) ||
+        std::fabs(sd[i] - ds.std[i]) > 1e-5 * (1 + std::fabs(sd[i])))
+      return false;
+  return true;
 }
 
 // A member's class probabilities for the fold's validation and test windows, (n, C) each.
@@ -355,23 +372,32 @@ struct PartProbs {
 
 PartProbs probs_from_predictions(const MemberFold& mem, const data::Dataset& ds, const FoldSpec& f, int64_t C) {
   const std::string& path = mem.predictions;
+  // What to do about a file that does not fit: the fold's model can predict instead when it is there.
+  const std::string remedy = fs::exists(mem.checkpoint) ? "; remove it to predict with " + mem.checkpoint
+                                                        : "; train the fold again (remove its folder) to replace it";
   const SafetensorsFile st = SafetensorsFile::load(path);
   const auto meta = [&](const char* k) {
     const auto it = st.metadata().find(k);
     return it == st.metadata().end() ? std::string() : it->second;
   };
   if (meta("format") != kPredictionsFormat)
-    fail(path + ": not a harvit fold predictions file (format '" + meta("format") + "')");
+    fail(path + ": not a harvit fold predictions file (format '" + meta("format") + "')" + remedy);
   const json id = json::parse(meta("identity"), nullptr, false);
-  if (id != mem.result.identity || meta("best_epoch") != std::to_string(mem.result.best_epoch))
+  if (!id.is_object()) fail(path + ": its fold identity (metadata \"identity\") is missing or not JSON" + remedy);
+  if (id != mem.result.identity || meta("best_epoch") != std::to_string(mem.result.best_epoch) ||
+      meta("best_val_acc") != fmt("%.17g", mem.result.best_val_acc))
     fail(path + ": not the predictions of the model its fold's result.json reports (best epoch " +
-         std::to_string(mem.result.best_epoch) + "): was one of them replaced?");
-  if (meta("classes") != json(ds.class_names).dump()) fail(path + ": its class names are not the data's");
+         std::to_string(mem.result.best_epoch) + "): was one of them replaced?" + remedy);
+  if (meta("classes") != json(ds.class_names).dump()) fail(path + ": its class names are not the data's" + remedy);
   PartProbs out;
   for (const auto& [part, split] : kPredictedParts) {
     const std::string name = part;
-    for (const char* t : {".probs", ".window", ".label"})
-      if (!st.has(name + t)) fail(path + ": no tensor " + name + t);
+    static constexpr std::pair<const char*, const char*> kTensors[] = {{".probs", "F32"}, {".window", "I32"}, {".label", "I32"}};
+    for (const auto& [t, dtype] : kTensors) {
+      if (!st.has(name + t)) fail(path + ": no tensor " + name + t + remedy);
+      if (st.entry(name + t).dtype != dtype)
+        fail(path + ": tensor " + name + t + " is " + st.entry(name + t).dtype + ", not " + dtype + remedy);
+    }
     const auto idx = ds.indices(split);
     const auto n = static_cast<int64_t>(idx.size());
     const auto window = st.ints(name + ".window"), label = st.ints(name + ".label");
@@ -384,6 +410,19 @@ PartProbs probs_from_predictions(const MemberFold& mem, const data::Dataset& ds,
       fail(path + ": " + name + ".probs is not (" + std::to_string(n) + ", " + std::to_string(C) + ")");
     (split == data::kVal ? out.val : out.test) = st.floats(name + ".probs");
   }
+  if (!fold_normalisation(json::parse(meta("normalization"), nullptr, false), ds))
+    fail(path + ": its normalisation statistics are not those of fold " + std::to_string(f.fold) +
+         "'s training windows (the predictions of a model of other data)");
+  // The test windows' labels from these probabilities (first maximum, as predict_split picks) must
+  // be the confusion matrix result.json reports.
+  std::vector<int64_t> cm(C * C, 0);
+  const auto tidx = ds.indices(data::kTest);
+  for (size_t i = 0; i < tidx.size(); ++i) {
+    const float* pr = out.test.data() + i * C;
+    cm[ds.y[tidx[i]] * C + (std::max_element(pr, pr + C) - pr)]++;
+  }
+  if (cm != mem.result.confusion)
+    fail(path + ": its test predictions are not the confusion matrix its fold's result.json reports" + remedy);
   return out;
 }
 
@@ -402,18 +441,7 @@ PartProbs probs_from_checkpoint(const MemberFold& mem, const data::Dataset& ds, 
       std::fabs(ex.value("val_acc", -2.0) - mem.result.best_val_acc) > 1e-12)
     fail(mem.checkpoint + ": not the model its fold's result.json reports (best epoch " +
          std::to_string(mem.result.best_epoch) + "): was it replaced?");
-  // The fold's normalisation was fitted on its training windows; a member trained on this fold
-  // carries the same statistics (else it was trained on other data).
-  const json& nm = ck.meta.normalization;
-  bool same = nm.is_object() && nm.contains("mean") && nm.contains("std");
-  if (same) {
-    const auto mean = nm["mean"].get<std::vector<double>>(), sd = nm["std"].get<std::vector<double>>();
-    same = mean.size() == ds.mean.size() && sd.size() == ds.std.size();
-    for (size_t i = 0; same && i < mean.size(); ++i)
-      same = std::fabs(mean[i] - ds.mean[i]) <= 1e-5 * (1 + std::fabs(mean[i])) &&
-             std::fabs(sd[i] - ds.std[i]) <= 1e-5 * (1 + std::fabs(sd[i]));
-  }
-  if (!same)
+  if (!fold_normalisation(ck.meta.normalization, ds))
     fail(mem.checkpoint + ": its normalisation statistics are not those of fold " + std::to_string(f.fold) +
          "'s training windows (a model of another fold or data)");
   return {predict_split(*ck.model, ds, data::kVal).probs, predict_split(*ck.model, ds, data::kTest).probs};
@@ -483,7 +511,7 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_fold_predictions(dir, ds, pv, pr, s.model->C(), r);
   write_file_atomic(fold_result_path(dir), r.to_json().dump(1));
-  // the result is what a finished fold keeps (the ViT's state is ~50 MB a fold)
+  // the result and predictions are what a finished fold keeps (the UCI-HAR ViT's state is ~130 MB)
   remove_train_state(dir);
   char line[200];
   std::snprintf(line, sizeof line, "%s: test accuracy %.4f, macro-F1 %.4f (best epoch %d, val acc %.4f), %.0f s", tag.c_str(),
