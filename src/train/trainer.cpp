@@ -297,7 +297,7 @@ TrainState load_train_state(const std::string& dir, nn::Model& model, optim::Ada
 // ---- the session ---------------------------------------------------------------------------
 
 namespace {
-// Checks what can be checked before anything is built; returns the options unchanged.
+// Checks what can be checked before anything is built (no side effects); returns the options unchanged.
 const TrainOptions& checked(const data::Dataset& ds, const TrainOptions& opt, const Comm& comm) {
   if (opt.epochs <= 0 || opt.batch <= 0) fail("epochs and batch must be positive");
   if (ds.count(data::kTrain) == 0) fail(ds.name + ": no training windows");
@@ -306,7 +306,10 @@ const TrainOptions& checked(const data::Dataset& ds, const TrainOptions& opt, co
   if (opt.batch < comm.size())
     throw CollectiveError("--batch " + std::to_string(opt.batch) + " is smaller than the " +
                           std::to_string(comm.size()) + " ranks: every rank needs a share of every batch");
-  if (comm.root()) fs::create_directories(opt.out_dir);
+  if (opt.aug_rotate > 0 && ds.M % 3)
+    fail("--aug-rotate needs the axes in groups of 3 (x, y, z), the data has " + std::to_string(ds.M));
+  if (opt.aug_rotate_together && opt.aug_rotate <= 0)
+    fail("--aug-rotate-together needs a rotation: give --aug-rotate DEGREES (or a recipe that sets it)");
   return opt;
 }
 
@@ -364,12 +367,10 @@ TrainSession::TrainSession(const data::Dataset& d, json model_cfg, const TrainOp
   // Every training (train_model, a cv fold) builds a session, always after any fork (harvit cv
   // --jobs forks before its workers build theirs): the pool may start here.
   if (g_handler_installed) keep_signals_off_the_pool();
+  if (comm->root()) fs::create_directories(opt.out_dir);
   Rng rng(opt.seed);
   model->params().init_default(rng);
   state.epoch_rng = rng.state();
-  if (opt.aug_rotate > 0 && d.M % 3) fail("--aug-rotate needs the axes in groups of 3 (x, y, z), the data has " + std::to_string(d.M));
-  if (opt.aug_rotate_together && opt.aug_rotate <= 0)
-    fail("--aug-rotate-together needs a rotation: give --aug-rotate DEGREES (or a recipe that sets it)");
   const int64_t C = model->C();
   std::vector<float> class_weights;
   if (opt.class_weights == "balanced") {
