@@ -368,6 +368,13 @@ TEST_F(CvRunFold, StoppedFoldGoesOnToTheSameResult) {
   EXPECT_EQ(parts.confusion, whole.confusion);
   EXPECT_EQ(parts.best_val_acc, whole.best_val_acc);
   EXPECT_EQ(parts.best_epoch, whole.best_epoch);
+  // Its time covers every epoch, those of the runs before the resume included.
+  std::ifstream hist(dir + "/history.json");
+  const auto h = nlohmann::json::parse(hist);
+  ASSERT_EQ(h.at("history").size(), static_cast<size_t>(o.epochs));
+  double epochs_seconds = 0;
+  for (const auto& e : h.at("history")) epochs_seconds += e.at("seconds").get<double>();
+  EXPECT_GE(parts.seconds, epochs_seconds);
   EXPECT_EQ(params_of(dir + "/best.safetensors"), params_of((dir_ / "whole/best.safetensors").string()));
   EXPECT_TRUE(train::train_state_files(dir).empty());
   const auto bytes = [](const std::string& path) {

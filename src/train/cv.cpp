@@ -466,6 +466,10 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   fs::remove(fold_result_path(dir));  // a fold that fails now leaves no result behind
   fs::remove(fold_predictions_path(dir));
   TrainSession s(ds, model_cfg, opt);  // one process: folds, not batches, are spread over processes
+  // A resumed fold's time counts the epochs its earlier runs finished (their records' seconds) as
+  // well as this run's; without them a fold resumed in its last epoch would report minutes, not hours.
+  double earlier_seconds = 0;
+  for (const EpochRecord& e : s.state.history) earlier_seconds += e.seconds;
   const std::string tag = "fold " + std::to_string(f.fold);
   if (opt.resume)
     say(tag + ": resuming from " + last_checkpoint_path(dir) + " at epoch " + std::to_string(s.state.epoch + 1) +
@@ -508,7 +512,7 @@ FoldResult run_fold(const data::Dataset& ds, const FoldSpec& f, const json& mode
   r.best_epoch = s.state.best_epoch;
   r.best_val_acc = s.state.best_val_acc;
   r.identity = identity;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.seconds = earlier_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_fold_predictions(dir, ds, pv, pr, s.model->C(), r);
   write_file_atomic(fold_result_path(dir), r.to_json().dump(1));
   // the result and predictions are what a finished fold keeps (the UCI-HAR ViT's state is ~130 MB)
