@@ -365,6 +365,17 @@ bool fold_normalisation(const json& nm, const data::Dataset& ds) {
   return true;
 }
 
+// The windows' true labels and, from their (n, C) class probabilities, the most probable class of
+// each (the first maximum, as predict_split picks).
+void labels_of(const data::Dataset& ds, const std::vector<int64_t>& idx, const std::vector<float>& probs, int64_t C,
+               std::vector<int32_t>& truth, std::vector<int32_t>& pred) {
+  for (size_t i = 0; i < idx.size(); ++i) {
+    truth.push_back(ds.y[idx[i]]);
+    const float* pr = probs.data() + i * C;
+    pred.push_back(static_cast<int32_t>(std::max_element(pr, pr + C) - pr));
+  }
+}
+
 // A member's class probabilities for the fold's validation and test windows, (n, C) each.
 struct PartProbs {
   std::vector<float> val, test;
@@ -413,15 +424,10 @@ PartProbs probs_from_predictions(const MemberFold& mem, const data::Dataset& ds,
   if (!fold_normalisation(json::parse(meta("normalization"), nullptr, false), ds))
     fail(path + ": its normalisation statistics are not those of fold " + std::to_string(f.fold) +
          "'s training windows (the predictions of a model of other data)");
-  // The test windows' labels from these probabilities (first maximum, as predict_split picks) must
-  // be the confusion matrix result.json reports.
-  std::vector<int64_t> cm(C * C, 0);
-  const auto tidx = ds.indices(data::kTest);
-  for (size_t i = 0; i < tidx.size(); ++i) {
-    const float* pr = out.test.data() + i * C;
-    cm[ds.y[tidx[i]] * C + (std::max_element(pr, pr + C) - pr)]++;
-  }
-  if (cm != mem.result.confusion)
+  // The test windows' labels from these probabilities must be the confusion matrix result.json reports.
+  std::vector<int32_t> truth, pred;
+  labels_of(ds, ds.indices(data::kTest), out.test, C, truth, pred);
+  if (compute_metrics(truth, pred, C).confusion != mem.result.confusion)
     fail(path + ": its test predictions are not the confusion matrix its fold's result.json reports" + remedy);
   return out;
 }
@@ -569,17 +575,9 @@ FoldResult combine_fold(const data::Dataset& ds, const FoldSpec& f, const std::v
     for (size_t i = 0; i < pval.size(); ++i) pval[i] += p.val[i] / members.size();
     for (size_t i = 0; i < ptest.size(); ++i) ptest[i] += p.test[i] / members.size();
   }
-  const auto labels = [&](const std::vector<float>& probs, const std::vector<int64_t>& idx, std::vector<int32_t>& truth,
-                          std::vector<int32_t>& pred) {
-    for (size_t i = 0; i < idx.size(); ++i) {
-      truth.push_back(ds.y[idx[i]]);
-      const float* pr = probs.data() + i * C;
-      pred.push_back(static_cast<int32_t>(std::max_element(pr, pr + C) - pr));
-    }
-  };
   std::vector<int32_t> vt, vp, tt, tp;
-  labels(pval, vidx, vt, vp);
-  labels(ptest, tidx, tt, tp);
+  labels_of(ds, vidx, pval, C, vt, vp);
+  labels_of(ds, tidx, ptest, C, tt, tp);
   FoldResult r = test_result(ds, f, tt, tp, C);
   r.best_epoch = -1;
   r.best_val_acc = compute_metrics(vt, vp, C).accuracy;
